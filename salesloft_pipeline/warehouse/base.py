@@ -1,0 +1,230 @@
+"""The warehouse: one small interface over DuckDB (default) and Postgres.
+
+Raw tables (`raw.<stream>`) hold every loaded version of every record; a load
+of one partition replaces that partition in one transaction, so reruns and
+overlapping backfills never duplicate. Staging and marts are SQL over them.
+Side tables in `raw`:
+- `_rejected`: records that failed validation, with the reason, by partition;
+- `_tombstones`: ids deleted in SalesLoft (by webhook or missing from a full
+  refresh), with the `updated_at` of the last version they hide;
+- `_loads`: one row per committed partition load, so an interrupted backfill
+  knows which days are done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime, timezone
+from typing import Any
+
+from .tables import FRAME_COLUMNS, RawTable, column_names, to_rows, utc
+
+SCHEMAS = ("raw", "staging", "engagement")
+
+Rejected = tuple[Mapping[str, Any] | str, str]  # (the record or its raw text, reason)
+
+
+class Warehouse(ABC):
+    """Engine-specific parts are the connection, the types and the bulk insert."""
+
+    TYPES: Mapping[str, str]
+
+    # -- engine-specific ---------------------------------------------------
+    @abstractmethod
+    def connection(self) -> contextlib.AbstractContextManager[Any]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+
+    @abstractmethod
+    def _insert_rows(self, conn: Any, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+        ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the warehouse is, with no secret in it."""
+
+    # -- schema --------------------------------------------------------------
+    def setup(self, tables: Iterable[RawTable]) -> None:
+        """Creates schemas and tables, adding columns that new table specs name."""
+        t = self.TYPES
+        with self.connection() as conn:
+            for schema in SCHEMAS:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS raw._rejected (stream {text} NOT NULL, _partition {date},"
+                " _extracted_at {timestamp} NOT NULL, reason {text} NOT NULL, payload {text})".format(**t)
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS raw._tombstones (stream {text} NOT NULL, id {text} NOT NULL,"
+                " hides_through {timestamp}, recorded_at {timestamp} NOT NULL, source {text} NOT NULL,"
+                " PRIMARY KEY (stream, id))".format(**t)
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS raw._loads (stream {text} NOT NULL, _partition {date} NOT NULL,"
+                " rows {bigint} NOT NULL, rejected {bigint} NOT NULL, loaded_at {timestamp} NOT NULL,"
+                " PRIMARY KEY (stream, _partition))".format(**t)
+            )
+            for table in tables:
+                self._create_raw_table(conn, table)
+
+    def _create_raw_table(self, conn: Any, table: RawTable) -> None:
+        t = self.TYPES
+        columns = [f"id {t[table.id_type]} NOT NULL"]
+        columns += [f"{c.name} {t[c.type]}" for c in table.columns]
+        columns += [f"{name} {t[kind]}" for name, kind in FRAME_COLUMNS]
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {table.qualified} ({', '.join(columns)})")
+        for column in table.columns:  # a column added to the spec after the table was made
+            conn.execute(
+                f"ALTER TABLE {table.qualified} ADD COLUMN IF NOT EXISTS {column.name} {t[column.type]}"
+            )
+
+    # -- loads -------------------------------------------------------------
+    def replace_partition(
+        self,
+        table: RawTable,
+        partition: date,
+        records: Sequence[Mapping[str, Any]],
+        rejected: Sequence[Rejected] = (),
+        extracted_at: datetime | None = None,
+    ) -> int:
+        """Replaces one day of `table` with `records`, all in one transaction."""
+        extracted_at = extracted_at or datetime.now(timezone.utc)
+        rows = to_rows(table, records, partition, extracted_at)
+        with self.connection() as conn:
+            conn.execute(f"DELETE FROM {table.qualified} WHERE _partition = {self.PARAM}", [partition])
+            self._insert_rows(conn, table.qualified, column_names(table), rows)
+            self._replace_rejected(conn, table.name, partition, rejected, extracted_at)
+            self._record_load(conn, table.name, partition, len(rows), len(rejected), extracted_at)
+        return len(rows)
+
+    def replace_snapshot(
+        self,
+        table: RawTable,
+        records: Sequence[Mapping[str, Any]],
+        rejected: Sequence[Rejected] = (),
+        extracted_at: datetime | None = None,
+    ) -> tuple[int, int]:
+        """Replaces a full-refresh table with `records`, in one transaction.
+
+        An id missing from `records` keeps its last version and gets a
+        tombstone, so staging drops it but the warehouse remembers it.
+        Returns (rows loaded, ids newly marked deleted)."""
+        extracted_at = extracted_at or datetime.now(timezone.utc)
+        rows = to_rows(table, records, None, extracted_at)
+        present = {str(r["id"]) for r in records}
+        text, timestamp, p = self.TYPES["text"], self.TYPES["timestamp"], self.PARAM
+        not_tombstoned = (
+            f"NOT EXISTS (SELECT 1 FROM raw._tombstones x WHERE x.stream = {p}"
+            f" AND x.id = CAST({table.qualified}.id AS {text}))"
+        )
+        with self.connection() as conn:
+            previous = conn.execute(
+                f"SELECT CAST(id AS {text}), max(CAST(record ->> 'updated_at' AS {timestamp}))"
+                f" FROM {table.qualified} WHERE {not_tombstoned} GROUP BY id",
+                [table.name],
+            ).fetchall()
+            vanished = [(i, hides) for i, hides in previous if i not in present]
+            for record_id, hides in vanished:
+                self._tombstone(conn, table.name, record_id, hides, extracted_at, "full_refresh")
+            self._untombstone(conn, table.name, present)
+            conn.execute(f"DELETE FROM {table.qualified} WHERE {not_tombstoned}", [table.name])
+            self._insert_rows(conn, table.qualified, column_names(table), rows)
+            self._replace_rejected(conn, table.name, None, rejected, extracted_at)
+        return len(rows), len(vanished)
+
+    def upsert_records(
+        self, table: RawTable, records: Sequence[Mapping[str, Any]], source: str = "webhook"
+    ) -> int:
+        """Adds record versions outside any partition (webhook events).
+
+        Staging keeps the newest `updated_at` per id, so order does not matter."""
+        rows = to_rows(table, records, None, datetime.now(timezone.utc), source)
+        with self.connection() as conn:
+            self._insert_rows(conn, table.qualified, column_names(table), rows)
+        return len(rows)
+
+    def mark_deleted(
+        self, stream: str, deletions: Iterable[tuple[Any, Any]], source: str = "webhook"
+    ) -> int:
+        """Tombstones (id, updated_at of the deleted version) pairs of one stream."""
+        now = datetime.now(timezone.utc)
+        count = 0
+        with self.connection() as conn:
+            for record_id, updated_at in deletions:
+                self._tombstone(conn, stream, str(record_id), utc(updated_at), now, source)
+                count += 1
+        return count
+
+    def loaded_partitions(self, stream: str) -> dict[date, int]:
+        """Days of `stream` whose load committed, with their row counts."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                f"SELECT _partition, rows FROM raw._loads WHERE stream = {self.PARAM}", [stream]
+            ).fetchall()
+        return {day: count for day, count in rows}
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.connection() as conn:
+            return conn.execute(sql, list(params)).fetchall()
+
+    def execute_script(self, sql: str) -> None:
+        """Runs SQL statements (a staging or mart model) in one transaction."""
+        with self.connection() as conn:
+            for statement in (s.strip() for s in sql.split(";")):
+                if statement:
+                    conn.execute(statement)
+
+    # -- helpers -------------------------------------------------------------
+    PARAM = "?"
+
+    def _replace_rejected(
+        self, conn: Any, stream: str, partition: date | None, rejected: Sequence[Rejected], at: datetime
+    ) -> None:
+        p = self.PARAM
+        if partition is None:
+            conn.execute(f"DELETE FROM raw._rejected WHERE stream = {p} AND _partition IS NULL", [stream])
+        else:
+            conn.execute(f"DELETE FROM raw._rejected WHERE stream = {p} AND _partition = {p}", [stream, partition])
+        rows = [
+            (stream, partition, at, reason, payload if isinstance(payload, str) else _json(payload))
+            for payload, reason in rejected
+        ]
+        self._insert_rows(conn, "raw._rejected", ["stream", "_partition", "_extracted_at", "reason", "payload"], rows)
+
+    def _record_load(
+        self, conn: Any, stream: str, partition: date, rows: int, rejected: int, at: datetime
+    ) -> None:
+        p = self.PARAM
+        conn.execute(f"DELETE FROM raw._loads WHERE stream = {p} AND _partition = {p}", [stream, partition])
+        conn.execute(
+            f"INSERT INTO raw._loads VALUES ({p}, {p}, {p}, {p}, {p})", [stream, partition, rows, rejected, at]
+        )
+
+    def _tombstone(
+        self, conn: Any, stream: str, record_id: str, hides: datetime | None, at: datetime, source: str
+    ) -> None:
+        p = self.PARAM
+        conn.execute(f"DELETE FROM raw._tombstones WHERE stream = {p} AND id = {p}", [stream, record_id])
+        conn.execute(
+            f"INSERT INTO raw._tombstones VALUES ({p}, {p}, {p}, {p}, {p})",
+            [stream, record_id, hides, at, source],
+        )
+
+    def _untombstone(self, conn: Any, stream: str, present: set[str]) -> None:
+        """Ids a full refresh sees again are live again."""
+        p = self.PARAM
+        tombstoned = conn.execute(
+            f"SELECT id FROM raw._tombstones WHERE stream = {p} AND source = 'full_refresh'", [stream]
+        ).fetchall()
+        for (record_id,) in tombstoned:
+            if record_id in present:
+                conn.execute(
+                    f"DELETE FROM raw._tombstones WHERE stream = {p} AND id = {p}", [stream, record_id]
+                )
+
+
+def _json(record: Mapping[str, Any]) -> str:
+    import json
+
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)

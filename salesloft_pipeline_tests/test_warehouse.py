@@ -1,0 +1,145 @@
+"""The warehouse on a real DuckDB file and the real Postgres."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from salesloft_pipeline.warehouse import Column, RawTable, Warehouse, open_warehouse
+from salesloft_pipeline_tests.postgres import postgres_url  # noqa: F401 - fixture
+
+EMAILS = RawTable(
+    "emails",
+    columns=(
+        Column("user_id", "bigint", ("user", "id")),
+        Column("updated_at", "timestamp", ("updated_at",)),
+        Column("bounced", "boolean", ("bounced",)),
+    ),
+)
+GROUPS = RawTable("groups", partitioned=False)
+TEMPLATES = RawTable("team_templates", id_type="text")
+DAY = date(2026, 1, 1)
+
+
+def email(i: int, updated_at: str = "2026-01-01T10:00:00.123456-05:00") -> dict:
+    return {"id": i, "updated_at": updated_at, "user": {"_href": "u", "id": 7}, "bounced": i % 2 == 0, "new": "é"}
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Warehouse:
+    if request.param == "duckdb":
+        url = str(tmp_path / "warehouse.duckdb")
+    else:
+        url = request.getfixturevalue("postgres_url")
+    wh = open_warehouse(url)
+    if request.param == "postgres":
+        wh.execute_script("DROP SCHEMA IF EXISTS raw CASCADE; DROP SCHEMA IF EXISTS staging CASCADE")
+    wh.setup([EMAILS, GROUPS, TEMPLATES])
+    return wh
+
+
+def test_partition_load_keeps_types_and_the_whole_record(warehouse: Warehouse) -> None:
+    warehouse.replace_partition(EMAILS, DAY, [email(1)])
+    [(record_id, user_id, updated_at, bounced, record, partition)] = warehouse.query(
+        "SELECT id, user_id, updated_at, bounced, CAST(record AS VARCHAR(100000)), _partition FROM raw.emails"
+    )
+    assert (record_id, user_id, bounced, partition) == (1, 7, False, DAY)
+    assert updated_at == datetime(2026, 1, 1, 15, 0, 0, 123456, tzinfo=timezone.utc)
+    assert json.loads(record) == email(1)  # every field, unknown ones included
+
+
+def test_reloading_a_partition_replaces_it(warehouse: Warehouse) -> None:
+    warehouse.replace_partition(EMAILS, DAY, [email(i) for i in range(5)])
+    warehouse.replace_partition(EMAILS, date(2026, 1, 2), [email(9, "2026-01-02T01:00:00Z")])
+    warehouse.replace_partition(EMAILS, DAY, [email(i) for i in range(3)])
+    rows = warehouse.query("SELECT _partition, count(*) FROM raw.emails GROUP BY 1 ORDER BY 1")
+    assert rows == [(DAY, 3), (date(2026, 1, 2), 1)]
+    assert warehouse.loaded_partitions("emails") == {DAY: 3, date(2026, 1, 2): 1}
+
+
+def test_rejected_records_are_kept_with_their_reason_and_replaced_with_the_partition(
+    warehouse: Warehouse,
+) -> None:
+    warehouse.replace_partition(EMAILS, DAY, [email(1)], rejected=[("{not json", "invalid JSON"), ({"id": None}, "id missing")])
+    assert sorted(warehouse.query("SELECT reason, payload FROM raw._rejected")) == [
+        ("id missing", '{"id":null}'),
+        ("invalid JSON", "{not json"),
+    ]
+    warehouse.replace_partition(EMAILS, DAY, [email(1)])
+    assert warehouse.query("SELECT count(*) FROM raw._rejected") == [(0,)]
+
+
+def test_a_failed_load_changes_nothing(warehouse: Warehouse) -> None:
+    warehouse.replace_partition(EMAILS, DAY, [email(1)])
+    with pytest.raises(Exception):
+        warehouse.replace_partition(EMAILS, DAY, [email(2), {"id": "not a number"}])
+    assert warehouse.query("SELECT id FROM raw.emails") == [(1,)]
+
+
+def test_full_refresh_tombstones_missing_ids_and_revives_returning_ones(warehouse: Warehouse) -> None:
+    assert warehouse.replace_snapshot(GROUPS, [{"id": 1}, {"id": 2, "updated_at": "2026-01-01T00:00:00Z"}]) == (2, 0)
+    assert warehouse.replace_snapshot(GROUPS, [{"id": 1}]) == (1, 1)
+    assert warehouse.query("SELECT id, hides_through, source FROM raw._tombstones") == [
+        ("2", datetime(2026, 1, 1, tzinfo=timezone.utc), "full_refresh")
+    ]
+    # The deleted record's last version stays, marked by its tombstone.
+    assert warehouse.query("SELECT id FROM raw.groups ORDER BY id") == [(1,), (2,)]
+    assert warehouse.replace_snapshot(GROUPS, [{"id": 1}]) == (1, 0)
+    assert warehouse.replace_snapshot(GROUPS, [{"id": 1}, {"id": 2}]) == (2, 0)
+    assert warehouse.query("SELECT count(*) FROM raw._tombstones") == [(0,)]
+    assert warehouse.query("SELECT id FROM raw.groups ORDER BY id") == [(1,), (2,)]
+
+
+def test_string_ids(warehouse: Warehouse) -> None:
+    uuid = "75621893-cf7f-41d3-bb45-6d31afc8914c"
+    warehouse.replace_partition(TEMPLATES, DAY, [{"id": uuid, "updated_at": "2026-01-01T00:00:00Z"}])
+    assert warehouse.query("SELECT id FROM raw.team_templates") == [(uuid,)]
+
+
+def test_webhook_versions_and_deletes(warehouse: Warehouse) -> None:
+    warehouse.replace_partition(EMAILS, DAY, [email(1)])
+    warehouse.upsert_records(EMAILS, [email(1, "2026-01-05T00:00:00Z")])
+    warehouse.mark_deleted("emails", [(1, "2026-01-05T00:00:00Z")])
+    assert sorted(warehouse.query("SELECT _source, _partition FROM raw.emails"), key=str) == [
+        ("poll", DAY),
+        ("webhook", None),
+    ]
+    assert warehouse.query("SELECT stream, id, source FROM raw._tombstones") == [("emails", "1", "webhook")]
+    # Reloading the partition leaves the webhook's version and the tombstone alone.
+    warehouse.replace_partition(EMAILS, DAY, [])
+    assert warehouse.query("SELECT _source FROM raw.emails") == [("webhook",)]
+    assert warehouse.query("SELECT count(*) FROM raw._tombstones") == [(1,)]
+
+
+def test_schema_grows_with_the_table_spec(warehouse: Warehouse) -> None:
+    warehouse.replace_partition(EMAILS, DAY, [email(1)])
+    wider = RawTable("emails", columns=(*EMAILS.columns, Column("sent_at", "timestamp", ("sent_at",))))
+    warehouse.setup([wider])
+    warehouse.replace_partition(wider, DAY, [{**email(2), "sent_at": "2026-01-01T09:00:00+01:00"}])
+    assert warehouse.query("SELECT id, sent_at FROM raw.emails") == [(2, datetime(2026, 1, 1, 8, tzinfo=timezone.utc))]
+
+
+def _load_days(path: str, first_day: int, loads: int) -> None:
+    wh = open_warehouse(path)
+    for n in range(loads):
+        day = date(2026, 1, first_day + n % 3)
+        wh.replace_partition(EMAILS, day, [email(first_day * 1000 + i) for i in range(200)])
+
+
+def test_concurrent_processes_take_turns_on_one_duckdb_file(tmp_path: Path) -> None:
+    """A backfill, the schedule and a webhook apply at once: none fails."""
+    path = str(tmp_path / "shared.duckdb")
+    open_warehouse(path).setup([EMAILS])
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_load_days, args=(path, first, 15)) for first in (1, 10, 20)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=240)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    counts = open_warehouse(path).query("SELECT _partition, count(*), count(DISTINCT id) FROM raw.emails GROUP BY 1")
+    assert len(counts) == 9 and all(total == distinct == 200 for _, total, distinct in counts)
