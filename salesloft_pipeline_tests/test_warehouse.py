@@ -58,7 +58,8 @@ def test_reloading_a_partition_replaces_it(warehouse: Warehouse) -> None:
     warehouse.replace_partition(EMAILS, DAY, [email(i) for i in range(3)])
     rows = warehouse.query("SELECT _partition, count(*) FROM raw.emails GROUP BY 1 ORDER BY 1")
     assert rows == [(DAY, 3), (date(2026, 1, 2), 1)]
-    assert warehouse.loaded_partitions("emails") == {DAY: 3, date(2026, 1, 2): 1}
+    loads = warehouse.loaded_partitions("emails")
+    assert {day: rows for day, (rows, _) in loads.items()} == {DAY: 3, date(2026, 1, 2): 1}
 
 
 def test_rejected_records_are_kept_with_their_reason_and_replaced_with_the_partition(

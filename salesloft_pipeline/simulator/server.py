@@ -216,6 +216,7 @@ class Simulator:
             Route("/__sim/truth/{stream}", self._sim_truth, methods=["GET"]),
             Route("/__sim/advance", self._sim_advance, methods=["POST"]),
             Route("/__sim/ties", self._sim_ties, methods=["POST"]),
+            Route("/__sim/delete", self._sim_delete, methods=["POST"]),
             Route("/__sim/faults", self._sim_faults, methods=["GET", "POST"]),
             Route("/__sim/webhooks", self._sim_webhooks, methods=["GET"]),
             Route("/__sim/budget", self._sim_budget, methods=["POST"]),
@@ -513,6 +514,18 @@ class Simulator:
             )
         updated_at, ids = make_ties(self.store, stream, count, payload.get("updated_at"))
         return json_response(200, {"updated_at": updated_at, "ids": ids})
+
+    async def _sim_delete(self, request: Request) -> Response:
+        payload = await self._sim_payload(request)
+        stream = payload.get("stream")
+        if stream not in BY_NAME:
+            return json_response(422, {"errors": {"stream": ["must be a stream name"]}})
+        table = self.store.table(stream)
+        record_id = table.coerce_id(str(payload.get("id")))
+        change = self.store.delete(stream, record_id) if record_id is not None else None
+        if change is None:
+            return json_response(404, {"error": "Not Found"})
+        return json_response(200, {"deleted": change.record})
 
     async def _sim_faults(self, request: Request) -> Response:
         if request.method == "POST":

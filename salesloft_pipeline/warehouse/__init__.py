@@ -32,7 +32,9 @@ def open_warehouse(url: str | None = None) -> Warehouse:
 
     `postgresql://...` is Postgres; a plain file path, or `duckdb:///PATH` as
     SQLAlchemy writes it (`duckdb:////abs/file.duckdb` for an absolute path), is
-    a DuckDB file; nothing means `warehouse.duckdb` under the home folder."""
+    a DuckDB file. With no `url`, SALESLOFT_WAREHOUSE_URL is read; unset, it means
+    `warehouse.duckdb` under the home folder."""
+    url = url or os.environ.get("SALESLOFT_WAREHOUSE_URL")
     if not url:
         return DuckDBWarehouse(default_home() / "warehouse.duckdb")
     if url.startswith(("postgresql://", "postgres://", "postgresql+")):

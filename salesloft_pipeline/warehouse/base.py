@@ -156,13 +156,13 @@ class Warehouse(ABC):
                 count += 1
         return count
 
-    def loaded_partitions(self, stream: str) -> dict[date, int]:
-        """Days of `stream` whose load committed, with their row counts."""
+    def loaded_partitions(self, stream: str) -> dict[date, tuple[int, datetime]]:
+        """Days of `stream` whose load committed: (rows, extraction time) by day."""
         with self.connection() as conn:
             rows = conn.execute(
-                f"SELECT _partition, rows FROM raw._loads WHERE stream = {self.PARAM}", [stream]
+                f"SELECT _partition, rows, loaded_at FROM raw._loads WHERE stream = {self.PARAM}", [stream]
             ).fetchall()
-        return {day: count for day, count in rows}
+        return {day: (count, utc(loaded_at)) for day, count, loaded_at in rows}
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.connection() as conn:
@@ -171,9 +171,7 @@ class Warehouse(ABC):
     def execute_script(self, sql: str) -> None:
         """Runs SQL statements (a staging or mart model) in one transaction."""
         with self.connection() as conn:
-            for statement in (s.strip() for s in sql.split(";")):
-                if statement:
-                    conn.execute(statement)
+            conn.execute(sql)  # both engines run several statements in one call
 
     # -- helpers -------------------------------------------------------------
     PARAM = "?"

@@ -73,7 +73,11 @@ def _typed(value: Any, column: Column) -> Any:
     if column.type == "timestamp":
         return utc(value)
     if column.type == "bigint":
-        return int(value)
+        # An id that is not a number stays in the record's JSON; the column stays empty.
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
     if column.type == "double":
         return float(value)
     if column.type == "boolean":

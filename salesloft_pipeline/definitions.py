@@ -1,0 +1,33 @@
+"""The code location: every asset, check, schedule, sensor and resource of the pipeline."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS
+from salesloft_pipeline.defs.extract.checks import EXTRACT_CHECKS
+from salesloft_pipeline.defs.extract.schedules import (
+    full_refresh_job,
+    full_refresh_schedule,
+    incremental_job,
+    salesloft_incremental_schedule,
+)
+from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
+from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
+
+defs = dg.Definitions(
+    assets=[*EXTRACT_ASSETS, *STAGING_ASSETS],
+    asset_checks=EXTRACT_CHECKS,
+    jobs=[incremental_job, full_refresh_job],
+    schedules=[salesloft_incremental_schedule, full_refresh_schedule],
+    sensors=[
+        dg.AutomationConditionSensorDefinition(
+            "salesloft_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING
+        ),
+    ],
+    resources={
+        # Secrets come from the environment at run time and never enter run config.
+        "salesloft": SalesloftResource(api_key=dg.EnvVar("SALESLOFT_API_KEY")),
+        "warehouse": WarehouseResource(),
+    },
+)

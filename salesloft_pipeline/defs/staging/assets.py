@@ -1,0 +1,56 @@
+"""`staging/<stream>`: the latest live version of every record, built with SQL.
+
+Each model is `sql/staging/<stream>.sql` when that file exists, else the
+shared `sql/staging/_latest_version.sql` for the stream. Staging rebuilds
+whenever its raw table changes (declarative automation), so late updates and
+deletes reach the metrics without a manual run.
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from salesloft_pipeline.salesloft import STREAMS, Stream
+
+from ..extract.assets import raw_asset_key
+from ..extract.tables import raw_table
+from ..resources import WarehouseResource
+
+SQL_DIR = Path(os.environ.get("SALESLOFT_SQL_DIR") or Path(__file__).resolve().parents[3] / "sql")
+
+
+def staging_sql(stream: Stream) -> str:
+    own = SQL_DIR / "staging" / f"{stream.name}.sql"
+    if own.exists():
+        return own.read_text()
+    return (SQL_DIR / "staging" / "_latest_version.sql").read_text().replace("{stream}", stream.name)
+
+
+def staging_asset_key(stream: Stream) -> dg.AssetKey:
+    return dg.AssetKey(["staging", stream.name])
+
+
+def build_staging_asset(stream: Stream) -> dg.AssetsDefinition:
+    table = raw_table(stream)
+
+    @dg.asset(
+        key=staging_asset_key(stream),
+        deps=[raw_asset_key(stream)],
+        group_name="staging",
+        description=f"One row per live `{stream.name}` record, its latest version (`staging.{stream.name}`).",
+        kinds={"sql", "table"},
+        automation_condition=dg.AutomationCondition.eager(),
+        metadata={"dagster/table_name": f"staging.{stream.name}"},
+    )
+    def staging(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        wh = warehouse.open()
+        wh.setup([table])
+        wh.execute_script(staging_sql(stream))
+        [(rows,)] = wh.query(f"SELECT count(*) FROM staging.{stream.name}")
+        return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+
+    return staging
+
+
+STAGING_ASSETS = [build_staging_asset(s) for s in STREAMS]
