@@ -213,3 +213,58 @@ def test_a_killed_backfill_resumes_and_redoes_at_most_one_day(tmp_path: Path) ->
             i for i, t in truth(sim, "emails").items() if t is not None and first <= t.date() <= last
         }
         assert {i for (i,) in wh.query("SELECT id FROM raw.emails")} == expected
+
+
+def test_backfill_from_the_command_line(sim: Simulator, tmp_path: Path) -> None:
+    """`dagster asset materialize --partition-range` as the README shows it."""
+    repo = Path(__file__).resolve().parents[1]
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((repo / "dagster.yaml").read_text())
+    first = (sim.config.anchor - timedelta(days=DAYS)).date()
+    last = first + timedelta(days=3)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "SALESLOFT_API_KEY": sim.api_key,
+        "SALESLOFT_BASE_URL": sim.base_url,
+        "SALESLOFT_WAREHOUSE_URL": str(tmp_path / "warehouse.duckdb"),
+    }
+    command = [
+        "dagster", "asset", "materialize", "-m", "salesloft_pipeline.definitions",
+        "--select", "salesloft/meetings", "--partition-range", f"{first}...{last}",
+    ]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sim.api_key not in run.stdout + run.stderr
+    loads = open_warehouse(str(tmp_path / "warehouse.duckdb")).loaded_partitions("meetings")
+    assert sorted(loads) == [first + timedelta(days=n) for n in range(4)]
+    expected = {i for i, t in truth(sim, "meetings").items() if t is not None and first <= t.date() <= last}
+    rows = open_warehouse(str(tmp_path / "warehouse.duckdb")).query("SELECT id FROM raw.meetings")
+    assert {i for (i,) in rows} == expected
+
+
+def test_missing_api_key_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SALESLOFT_API_KEY", raising=False)
+    [users] = [a for a in EXTRACT_ASSETS if a.key == raw_asset_key(BY_NAME["users"])]
+    with pytest.raises(Exception, match="SALESLOFT_API_KEY"):
+        dg.materialize(
+            [users],
+            resources={
+                "salesloft": SalesloftResource(api_key=dg.EnvVar("SALESLOFT_API_KEY")),
+                "warehouse": WarehouseResource(url=str(tmp_path / "w.duckdb")),
+            },
+        )
+
+
+def test_unreachable_base_url_is_named(tmp_path: Path) -> None:
+    [users] = [a for a in EXTRACT_ASSETS if a.key == raw_asset_key(BY_NAME["users"])]
+    url = "http://127.0.0.1:9/v2"  # the discard port: nothing listens
+    with pytest.raises(Exception, match=r"127\.0\.0\.1:9"):
+        dg.materialize(
+            [users],
+            resources={
+                "salesloft": SalesloftResource(api_key="k", base_url=url),
+                "warehouse": WarehouseResource(url=str(tmp_path / "w.duckdb")),
+            },
+        )

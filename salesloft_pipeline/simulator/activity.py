@@ -139,8 +139,10 @@ class Activity:
         rng = self.rng
         self.changes = _no_changes()
         with self.store.lock:
-            # Monotonic: never before the previous advance, even if `now` went back.
-            end = max(now_us, self.last_us)
+            # Monotonic: never before the previous change (an advance, a bulk edit),
+            # even if `now` went back.
+            self.last_us = max(self.last_us, self.store.latest_change_us)
+            end = max(now_us, self.last_us + 1)
             start = max(self.last_us, end - int(seconds * g.SECOND_US))
             plan = []
             for kind, rate, guaranteed in CHANGES:

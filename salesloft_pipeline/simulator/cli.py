@@ -6,24 +6,13 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 import click
 
+from salesloft_pipeline.clitypes import Instant
+
 from .config import SimulatorConfig, current_hour
-
-
-class _Timestamp(click.ParamType):
-    name = "ISO-8601"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        if isinstance(value, datetime):
-            return value
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            self.fail(f"{value!r} is not an ISO-8601 timestamp (e.g. 2026-11-01T00:00:00Z)", param, ctx)
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @click.command("simulator")
@@ -35,7 +24,7 @@ class _Timestamp(click.ParamType):
               help="People in the team's database; the other streams scale from it.")
 @click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True,
               help="Days of history before the anchor.")
-@click.option("--anchor", type=_Timestamp(), default=None,
+@click.option("--anchor", type=Instant(), default=None,
               help="End of the generated history  [default: the current UTC hour]")
 @click.option("--budget", type=click.IntRange(0), default=600, show_default=True,
               help="API cost allowed per window; 0 turns the rate limit off.")

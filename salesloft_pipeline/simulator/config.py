@@ -27,7 +27,7 @@ class SimulatorConfig:
     webhook_duplicate_rate: float = 0.01
     exact_last_page: bool = False
     fault_rate: float = 0.0
-    # Scopes granted to the API key beyond the default ones (e.g. "email_contents").
+    # Scopes granted to the API key beyond the default ones (e.g. "email_contents:read").
     privileged_scopes: frozenset[str] = frozenset()
     host: str = "127.0.0.1"
     port: int = 0

@@ -640,7 +640,7 @@ class _History:
         )
 
     def users_and_groups(self) -> None:
-        rng, fmt = self.rng, self.fmt
+        rng = self.rng
         n = max(3, self.people_n // 100)
         group_count = 2 + n // 10
         group_ids = self.sequence("groups", group_count)

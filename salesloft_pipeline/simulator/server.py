@@ -36,7 +36,7 @@ from .webhooks import Webhooks
 
 JSON = "application/json; charset=utf-8"
 SORT_KEYS = ("updated_at", "created_at", "id")
-SUBJECT_SCOPE = "email_contents"
+SUBJECT_SCOPE = "email_contents:read"
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 25
 
@@ -95,7 +95,7 @@ class Stats:
             "requests_by_cost": {str(c): n for c, n in sorted(self.requests_by_cost.items())},
             "rate_limited": self.rate_limited,
             "deepest_page": self.deepest_page,
-            "faults_injected": dict(self.faults_injected),
+            "faults_injected": {k: self.faults_injected[k] for k in ("status", "slow", "drop", "truncate")},
             "by_stream": dict(self.by_stream),
         }
 
@@ -333,8 +333,10 @@ class Simulator:
         if stream.name != "emails" or "subject" not in request.query_params.getlist("scoped_fields[]"):
             return False
         if SUBJECT_SCOPE not in self.config.privileged_scopes:
+            # SalesLoft's own answer, which does not name the scope.
             raise RequestError(
-                403, {"error": f"This API key lacks the '{SUBJECT_SCOPE}' scope needed for scoped_fields subject"}
+                422,
+                {"error": "Requested scoped field(s) could not be returned, required scope access not included."},
             )
         return True
 

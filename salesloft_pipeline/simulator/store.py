@@ -230,6 +230,9 @@ class Store:
         # other threads: one lock keeps every read and write whole.
         self.lock = threading.RLock()
         self._next_ids: dict[str, int] = {}
+        # The newest updated_at any change gave a record: later changes must
+        # come after it, or an incremental reader past it would miss them.
+        self.latest_change_us = 0
 
     def table(self, stream: str) -> Table:
         if stream not in BY_NAME:
@@ -257,6 +260,7 @@ class Store:
         `kind` overrides the change kind (e.g. "completed" for tasks)."""
         with self.lock:
             created = self.table(stream).put(record)
+            self.latest_change_us = max(self.latest_change_us, instant_us(record.get("updated_at")))
             change = Change(stream, kind or ("created" if created else "updated"), record)
             self._notify(change)
             return change

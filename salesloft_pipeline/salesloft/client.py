@@ -1,0 +1,227 @@
+"""The HTTP client: auth, timeouts, pacing, retries, typed errors and stats."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import SecretStr
+
+from salesloft_pipeline import __version__
+from salesloft_pipeline.salesloft.errors import (
+    API_KEY_VARIABLE,
+    ApiError,
+    AuthError,
+    ConfigError,
+    RateLimitError,
+    TransportError,
+)
+from salesloft_pipeline.salesloft.pacing import COST_HEADER, Pacer, header_int, page_cost
+
+log = logging.getLogger(__name__)
+
+BASE_URL_VARIABLE = "SALESLOFT_BASE_URL"
+DEFAULT_BASE_URL = "https://api.salesloft.com/v2"
+USER_AGENT = f"salesloft-pipeline/{__version__} python-httpx/{httpx.__version__}"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+Params = Sequence[tuple[str, str | int]]
+
+
+@dataclass
+class ClientStats:
+    """What a client spent: requests sent, API cost charged, 429s met, retries made."""
+
+    requests: int = 0
+    cost: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class Response:
+    """A decoded answer: the JSON body and its headers."""
+
+    body: Any
+    headers: httpx.Headers
+    status: int
+
+
+class _BearerAuth(httpx.Auth):
+    def __init__(self, token: SecretStr) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request):
+        request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(token=**********)"
+
+
+class _RetryableBody(Exception):
+    """A 2xx answer whose body is not the JSON it should be (truncated, HTML...)."""
+
+
+class SalesloftClient:
+    """A SalesLoft REST API v2 client for one token.
+
+    Pacing keeps this client within `budget_share` of the team's budget;
+    transient failures (5xx, 408, timeouts, dropped connections, broken
+    bodies) are retried `max_attempts` times in all with bounded exponential
+    backoff and full jitter; 429s wait for the window to turn, up to
+    `max_rate_limit_waits` times in a row.
+    """
+
+    def __init__(
+        self,
+        api_key: str | SecretStr | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        budget_share: float = 0.9,
+        window_seconds: float = 60.0,
+        budget: int | None = None,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        max_rate_limit_waits: int = 30,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE)
+        if not api_key:
+            raise ConfigError(
+                f"{API_KEY_VARIABLE} is not set: set it to a SalesLoft API key or OAuth access token."
+            )
+        self._token = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        self.base_url = (base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL).rstrip("/")
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_rate_limit_waits = max_rate_limit_waits
+        self.pacer = Pacer(share=budget_share, window_seconds=window_seconds, budget=budget)
+        self.stats = ClientStats()
+        self._http = httpx.Client(
+            base_url=self.base_url + "/",
+            auth=_BearerAuth(self._token),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            timeout=timeout,
+            limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=30.0),
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"SalesloftClient(base_url={self.base_url!r}, api_key=**********)"
+
+    def __enter__(self) -> SalesloftClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def get(self, path: str, params: Params = ()) -> Response:
+        """GET `path` (relative to the base URL) and decode its JSON, paced and retried.
+
+        Raises AuthError (401), ApiError (other final statuses), RateLimitError
+        or TransportError (retries ran out).
+        """
+        path = path.lstrip("/")
+        expected_cost = page_cost(int(dict(params).get("page", 1)))
+        attempts = 0
+        rate_limit_waits = 0
+        while True:
+            self.pacer.wait_turn(expected_cost)
+            attempts += 1
+            sent_at = time.time()
+            try:
+                response = self._http.get(path, params=list(params))
+                body = _decode(response) if response.is_success else None
+            except (httpx.TimeoutException, httpx.TransportError, _RetryableBody) as exc:
+                self.stats.requests += 1
+                self._retry_or_raise(path, attempts, None, _describe(exc))
+                continue
+            received_at = time.time()
+            self.stats.requests += 1
+            cost = header_int(response.headers, COST_HEADER) or 0
+            status = response.status_code
+            self.pacer.observe(response.headers, sent_at, received_at, rate_limited=status == 429)
+            if status == 429:
+                # Not charged: the budget was spent, by us or by the rest of the team.
+                self.stats.rate_limited += 1
+                rate_limit_waits += 1
+                attempts -= 1
+                if rate_limit_waits > self.max_rate_limit_waits:
+                    raise RateLimitError.for_response(429, path, attempts + rate_limit_waits, _detail(response))
+                log.info("429 on GET %s: waiting for the rate-limit window to turn", path)
+                continue
+            self.stats.cost += cost
+            rate_limit_waits = 0
+            if response.is_success:
+                return Response(body, response.headers, status)
+            if status == 401:
+                raise AuthError(path, attempts, _detail(response))
+            if status >= 500 or status == 408:
+                self._retry_or_raise(path, attempts, status, _detail(response))
+                continue
+            raise ApiError.for_response(status, path, attempts, _detail(response))
+
+    def _retry_or_raise(self, path: str, attempts: int, status: int | None, detail: str) -> None:
+        if attempts >= self.max_attempts:
+            if status is None:
+                raise TransportError(
+                    f"GET {self.base_url}/{path} failed after {attempts} attempts: {detail}."
+                    f" Check that {BASE_URL_VARIABLE} ({self.base_url}) is reachable from here.",
+                    status=None,
+                    path=path,
+                    attempts=attempts,
+                    detail=detail,
+                )
+            raise ApiError.for_response(status, path, attempts, detail)
+        self.stats.retries += 1
+        delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1)))
+        log.warning(
+            "GET %s attempt %d failed (%s); retrying in %.2fs",
+            path,
+            attempts,
+            f"HTTP {status}: {detail}" if status else detail,
+            delay,
+        )
+        time.sleep(delay)
+
+
+def _decode(response: httpx.Response) -> Any:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        raise _RetryableBody(f"HTTP {response.status_code} with a truncated or non-JSON body") from exc
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, _RetryableBody):
+        return str(exc)
+    # httpx messages name the URL at most, never headers; keep them short anyway.
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's own error text, for messages; short and never from our request."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text[:200]
+    if isinstance(body, Mapping):
+        if "error" in body:
+            return str(body["error"])[:300]
+        if "errors" in body:
+            return orjson.dumps(body["errors"]).decode()[:300]
+    return str(body)[:200]
