@@ -138,6 +138,17 @@ def test_a_rerun_of_a_complete_range_costs_nothing(sim: Simulator, tmp_path: Pat
     metadata = [e.materialization.metadata for e in result.get_asset_materialization_events()]
     assert metadata and all(m["days_loaded"].value == 0 for m in metadata)
 
+    forced = dg.materialize(
+        [a for a in EXTRACT_ASSETS if a.key in keys],
+        resources=resources(sim, path),
+        tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
+        run_config={"ops": {"salesloft__calls": {"config": {"force": True}}}},  # as the README shows
+    )
+    assert forced.success
+    assert httpx.get(f"{sim.url}/__sim/stats").json()["cost"] > before
+    days = {e.materialization.partition for e in forced.get_asset_materialization_events()}
+    assert days == {(first + timedelta(days=n)).isoformat() for n in range(3)}
+
 
 def test_full_refresh_marks_records_missing_from_the_list_as_deleted(sim: Simulator, tmp_path: Path) -> None:
     path = tmp_path / "warehouse.duckdb"
@@ -179,8 +190,8 @@ BACKFILL_SCRIPT = textwrap.dedent(
 
 def test_a_killed_backfill_resumes_and_redoes_at_most_one_day(tmp_path: Path) -> None:
     anchor = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
-    # A slow budget (10 per second) makes the backfill take long enough to kill it midway.
-    config = SimulatorConfig(seed=5, people=300, days=8, anchor=anchor, budget=10, window_seconds=1)
+    # A slow budget (3 a second, 2 of them ours) makes the backfill take long enough to kill it midway.
+    config = SimulatorConfig(seed=5, people=300, days=8, anchor=anchor, budget=3, window_seconds=1)
     path = tmp_path / "warehouse.duckdb"
     first = (anchor - timedelta(days=8)).date()
     last = (anchor - timedelta(days=1)).date()
@@ -192,7 +203,7 @@ def test_a_killed_backfill_resumes_and_redoes_at_most_one_day(tmp_path: Path) ->
         while len(committed) < 3:
             assert backfill.poll() is None, "the backfill finished before it could be killed: " + backfill.stderr.read().decode()[-2000:]
             assert time.monotonic() < deadline, "no progress"
-            time.sleep(0.5)
+            time.sleep(0.25)
             if path.exists():
                 committed = open_warehouse(str(path)).loaded_partitions("emails")
         backfill.send_signal(signal.SIGKILL)
@@ -268,3 +279,97 @@ def test_unreachable_base_url_is_named(tmp_path: Path) -> None:
                 "warehouse": WarehouseResource(url=str(tmp_path / "w.duckdb")),
             },
         )
+
+
+def test_incremental_schedule_reads_yesterday_and_today_in_one_run() -> None:
+    from salesloft_pipeline.defs.extract.schedules import salesloft_incremental_schedule
+
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 8, 15, tzinfo=timezone.utc))
+    request = salesloft_incremental_schedule(context)
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-03-09"
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-03-10"
+
+
+def test_every_salesloft_asset_is_in_the_api_pool() -> None:
+    for asset in EXTRACT_ASSETS:
+        assert asset.node_def.pool == "salesloft_api"
+
+
+def test_staging_checks_pass_on_loaded_data_and_catch_a_duplicate(sim: Simulator, tmp_path: Path) -> None:
+    from salesloft_pipeline.defs.extract.checks import PRIMARY_KEY_CHECKS, REFERENCE_CHECKS
+
+    path = tmp_path / "warehouse.duckdb"
+    wanted = {"emails", "people", "users"}
+    first, last = history_range(sim)
+    assert materialize_range(sim, path, [raw_asset_key(BY_NAME[n]) for n in ("emails", "people")], first, last).success
+    materialize_unpartitioned(sim, path, [a for a in EXTRACT_ASSETS if a.key == raw_asset_key(BY_NAME["users"])])
+    staging_assets = [a for a in STAGING_ASSETS if a.key.path[-1] in wanted]
+    checks = [c for c in [*PRIMARY_KEY_CHECKS, *REFERENCE_CHECKS] if next(iter(c.check_keys)).asset_key.path[-1] in wanted]
+    result = dg.materialize([*staging_assets, *checks], resources=resources(sim, path))
+    evaluations = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+    assert evaluations[("emails", "primary_key_unique_and_not_null")].passed
+    # SalesLoft keeps the emails of deleted people: the warning counts them, as the truth does.
+    emails = httpx.get(f"{sim.url}/__sim/truth/emails?full=true", timeout=60).json()["records"]
+    people = set(truth(sim, "people"))
+    dangling = sum(1 for e in emails if e.get("recipient") and e["recipient"]["id"] not in people)
+    references = evaluations[("emails", "references_resolve")]
+    assert references.metadata["dangling_recipient_id"].value == dangling
+    assert references.passed == (dangling == 0 and references.metadata["dangling_user_id"].value == 0)
+
+    wh = open_warehouse(str(path))
+    wh.execute_script("INSERT INTO staging.emails SELECT * FROM staging.emails LIMIT 1")
+    [pk_check] = [c for c in PRIMARY_KEY_CHECKS if next(iter(c.check_keys)).asset_key.path[-1] == "emails"]
+    again = dg.materialize(
+        [*staging_assets, pk_check],
+        resources=resources(sim, path),
+        selection=dg.AssetSelection.checks(pk_check),
+        raise_on_error=False,  # the check is blocking: its failure fails the run
+    )
+    assert not again.get_asset_check_evaluations()[0].passed
+
+
+CONCURRENT_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS
+    from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
+    from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
+
+    base_url, api_key, path, stream, first, last, rounds = sys.argv[1:]
+    assets = [a for a in EXTRACT_ASSETS + STAGING_ASSETS if a.key.path[-1] == stream]
+    resources = {
+        "salesloft": SalesloftResource(api_key=api_key, base_url=base_url),
+        "warehouse": WarehouseResource(url=path),
+    }
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    for _ in range(int(rounds)):
+        extract = dg.materialize(assets[:1], resources=resources, tags=tags, run_config={"ops": {f"salesloft__{stream}": {"config": {"force": True}}}})
+        stage = dg.materialize(assets[1:], resources=resources)
+        if not (extract.success and stage.success):
+            sys.exit(1)
+    """
+)
+
+
+def test_concurrent_runs_share_the_duckdb_file_without_failing(sim: Simulator, tmp_path: Path) -> None:
+    """A backfill and two schedule-like runs, each extracting and rebuilding staging, at once."""
+    path = tmp_path / "warehouse.duckdb"
+    first, last = history_range(sim)
+    two_days = first + timedelta(days=1), first + timedelta(days=2)
+    jobs = [("emails", first, last, 2), ("calls", *two_days, 4), ("people", first, last, 3)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_SCRIPT, sim.base_url, sim.api_key, str(path), stream,
+             a.isoformat(), b.isoformat(), str(rounds)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for stream, a, b, rounds in jobs
+    ]
+    errors = [p.communicate(timeout=600)[1].decode()[-2000:] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], errors
+    wh = open_warehouse(str(path))
+    for stream in ("emails", "calls", "people"):
+        [(rows, distinct)] = wh.query(f"SELECT count(*), count(DISTINCT id) FROM staging.{stream}")
+        assert rows == distinct > 0

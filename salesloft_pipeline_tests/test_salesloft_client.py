@@ -304,8 +304,12 @@ def test_with_the_scope_email_contents_carry_the_subject() -> None:
         with make_client(sim) as client:
             extraction = Extraction(client, "email_contents")
             records = list(extraction)
+        with httpx.Client(base_url=sim.url) as inspect:
+            expected = truth_ids(inspect, "emails")
     assert records and extraction.skipped is None
     assert all(isinstance(r.subject, str) for r in records)
+    # The same ground truth as emails: every email once.
+    assert sorted(r.id for r in records) == sorted(expected)
 
 
 def test_the_token_appears_in_no_log_exception_or_repr(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
-from salesloft_pipeline.salesloft import SalesloftClient, Stream, dump_record, extract
+from salesloft_pipeline.salesloft import Extraction, Record, SalesloftClient, Stream, dump_record, extract
 from salesloft_pipeline.warehouse import RawTable, Warehouse
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,47 @@ def contiguous_runs(days: Iterable[date]) -> list[list[date]]:
     return runs
 
 
+class _DayByDay:
+    """Takes one ascending scan's records and commits each day once the scan has passed it."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        table: RawTable,
+        extraction: Extraction,
+        first_day: date,
+        extracted_at: datetime,
+        committed: Callable[[DayLoad], None],
+    ) -> None:
+        self.warehouse, self.table, self.extraction = warehouse, table, extraction
+        self.day, self.extracted_at, self.committed = first_day, extracted_at, committed
+        self.rows: list[dict] = []
+        self.invalid_seen = 0
+
+    def add(self, record: Record) -> None:
+        record_day = record.updated_at.date() if record.updated_at else self.day
+        while record_day > self.day:
+            self._commit()
+        if record_day < self.day:
+            log.warning("%s %s: updated_at %s is before the day being read", self.table.name, record.id, record.updated_at)
+        self.rows.append(dump_record(record))
+
+    def finish(self, last_day: date) -> None:
+        while self.day <= last_day:
+            self._commit()
+
+    def _commit(self) -> None:
+        # Invalid records come in scan order too: those met since the last
+        # commit belong to this day.
+        invalid = self.extraction.invalid[self.invalid_seen :]
+        self.invalid_seen += len(invalid)
+        rejected = [(i.record, i.reason) for i in invalid]
+        count = self.warehouse.replace_partition(self.table, self.day, self.rows, rejected, self.extracted_at)
+        self.committed(DayLoad(self.day, count, len(rejected)))
+        self.rows = []
+        self.day += timedelta(days=1)
+
+
 def load_days(
     client: SalesloftClient,
     warehouse: Warehouse,
@@ -87,36 +128,20 @@ def load_days(
     result = RangeLoad()
     complete = set() if force else complete_days(warehouse, stream.name)
     result.skipped = [d for d in days if d in complete]
+
+    def committed(load: DayLoad) -> None:
+        result.loaded.append(load)
+        on_commit(load)
+
     for run in contiguous_runs(d for d in days if d not in complete):
         extraction = extract(client, stream, since=day_start(run[0]), until=day_start(run[-1] + timedelta(days=1)))
-        day, rows, invalid_seen = run[0], [], 0
-
-        def commit() -> None:
-            nonlocal invalid_seen, rows
-            # Invalid records arrive in scan order too: those met since the last
-            # commit belong to this day.
-            rejected = [(i.record, i.reason) for i in extraction.invalid[invalid_seen:]]
-            invalid_seen = len(extraction.invalid)
-            count = warehouse.replace_partition(table, day, rows, rejected, extracted_at=started)
-            loaded = DayLoad(day, count, len(rejected))
-            result.loaded.append(loaded)
-            on_commit(loaded)
-            rows = []
-
+        writer = _DayByDay(warehouse, table, extraction, run[0], started, committed)
         for record in extraction:
-            record_day = record.updated_at.date() if record.updated_at else day
-            while record_day > day:
-                commit()
-                day += timedelta(days=1)
-            if record_day < day:
-                log.warning("%s %s: updated_at %s is before the day being read", stream.name, record.id, record.updated_at)
-            rows.append(dump_record(record))
+            writer.add(record)
         if extraction.skipped:
             result.missing_scope = extraction.skipped
-            return result
-        while day <= run[-1]:
-            commit()
-            day += timedelta(days=1)
+            break
+        writer.finish(run[-1])
     return result
 
 
