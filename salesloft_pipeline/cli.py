@@ -7,6 +7,7 @@ import click
 from salesloft_pipeline import __version__
 from salesloft_pipeline.salesloft.cli import extract_command
 from salesloft_pipeline.simulator.cli import simulator_command
+from salesloft_pipeline.webhooks.cli import webhooks_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,6 +18,7 @@ def main() -> None:
 
 main.add_command(simulator_command)
 main.add_command(extract_command)
+main.add_command(webhooks_group)
 
 
 if __name__ == "__main__":

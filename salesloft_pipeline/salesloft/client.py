@@ -135,8 +135,34 @@ class SalesloftClient:
         Raises AuthError (401), ApiError (other final statuses), RateLimitError
         or TransportError (retries ran out).
         """
+        return self.request("GET", path, params=params)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = (),
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Response:
+        """Sends `method path` (relative to the base URL) with an optional JSON body,
+        paced and retried like `get`, and decodes the JSON answer (None when empty).
+
+        GET, PUT and DELETE are retried on 5xx, 408, timeouts and dropped
+        connections; POST is not idempotent, so by default it is retried only
+        when the request surely never reached the server (connection refused)
+        or was refused by the rate limit (429: not processed, not charged).
+        Pass `idempotent=True` to retry a POST like the others.
+        Raises AuthError (401), ApiError (other final statuses), RateLimitError
+        or TransportError (retries ran out).
+        """
+        method = method.upper()
         path = path.lstrip("/")
-        expected_cost = page_cost(int(dict(params).get("page", 1)))
+        safe = method in ("GET", "HEAD", "PUT", "DELETE") if idempotent is None else idempotent
+        expected_cost = page_cost(int(dict(params).get("page", 1))) if method == "GET" else 1
+        content = orjson.dumps(json) if json is not None else None
+        headers = {"Content-Type": "application/json"} if content is not None else None
         attempts = 0
         rate_limit_waits = 0
         while True:
@@ -144,11 +170,23 @@ class SalesloftClient:
             attempts += 1
             sent_at = time.time()
             try:
-                response = self._http.get(path, params=list(params))
-                body = _decode(response) if response.is_success else None
+                response = self._http.request(
+                    method, path, params=list(params), content=content, headers=headers
+                )
+                body = _decode(response, allow_empty=method != "GET") if response.is_success else None
             except (httpx.TimeoutException, httpx.TransportError, _RetryableBody) as exc:
                 self.stats.requests += 1
-                self._retry_or_raise(path, attempts, None, _describe(exc))
+                if not safe and not isinstance(exc, httpx.ConnectError):
+                    # The server may have acted on it: retrying could do it twice.
+                    raise TransportError(
+                        f"{method} {self.base_url}/{path} failed and was not retried (not idempotent):"
+                        f" {_describe(exc)}",
+                        status=None,
+                        path=path,
+                        attempts=attempts,
+                        detail=_describe(exc),
+                    ) from exc
+                self._retry_or_raise(path, attempts, None, _describe(exc), method)
                 continue
             received_at = time.time()
             self.stats.requests += 1
@@ -161,36 +199,41 @@ class SalesloftClient:
                 rate_limit_waits += 1
                 attempts -= 1
                 if rate_limit_waits > self.max_rate_limit_waits:
-                    raise RateLimitError.for_response(429, path, attempts + rate_limit_waits, _detail(response))
-                log.info("429 on GET %s: waiting for the rate-limit window to turn", path)
+                    raise RateLimitError.for_response(
+                        429, path, attempts + rate_limit_waits, _detail(response), method
+                    )
+                log.info("429 on %s %s: waiting for the rate-limit window to turn", method, path)
                 continue
             self.stats.cost += cost
             rate_limit_waits = 0
             if response.is_success:
                 return Response(body, response.headers, status)
             if status == 401:
-                raise AuthError(path, attempts, _detail(response))
-            if status >= 500 or status == 408:
-                self._retry_or_raise(path, attempts, status, _detail(response))
+                raise AuthError(path, attempts, _detail(response), method)
+            if (status >= 500 or status == 408) and safe:
+                self._retry_or_raise(path, attempts, status, _detail(response), method)
                 continue
-            raise ApiError.for_response(status, path, attempts, _detail(response))
+            raise ApiError.for_response(status, path, attempts, _detail(response), method)
 
-    def _retry_or_raise(self, path: str, attempts: int, status: int | None, detail: str) -> None:
+    def _retry_or_raise(
+        self, path: str, attempts: int, status: int | None, detail: str, method: str = "GET"
+    ) -> None:
         if attempts >= self.max_attempts:
             if status is None:
                 raise TransportError(
-                    f"GET {self.base_url}/{path} failed after {attempts} attempts: {detail}."
+                    f"{method} {self.base_url}/{path} failed after {attempts} attempts: {detail}."
                     f" Check that {BASE_URL_VARIABLE} ({self.base_url}) is reachable from here.",
                     status=None,
                     path=path,
                     attempts=attempts,
                     detail=detail,
                 )
-            raise ApiError.for_response(status, path, attempts, detail)
+            raise ApiError.for_response(status, path, attempts, detail, method)
         self.stats.retries += 1
         delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1)))
         log.warning(
-            "GET %s attempt %d failed (%s); retrying in %.2fs",
+            "%s %s attempt %d failed (%s); retrying in %.2fs",
+            method,
             path,
             attempts,
             f"HTTP {status}: {detail}" if status else detail,
@@ -199,7 +242,9 @@ class SalesloftClient:
         time.sleep(delay)
 
 
-def _decode(response: httpx.Response) -> Any:
+def _decode(response: httpx.Response, allow_empty: bool = False) -> Any:
+    if allow_empty and not response.content.strip():
+        return None  # 204 No Content, or an empty 2xx to a PUT/POST/DELETE
     try:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:

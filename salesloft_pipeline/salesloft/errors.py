@@ -31,9 +31,11 @@ class ApiError(SalesloftError):
         self.detail = detail
 
     @classmethod
-    def for_response(cls, status: int, path: str, attempts: int, detail: str) -> ApiError:
+    def for_response(
+        cls, status: int, path: str, attempts: int, detail: str, method: str = "GET"
+    ) -> ApiError:
         tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
-        message = f"SalesLoft answered HTTP {status} for GET {path} {tries}"
+        message = f"SalesLoft answered HTTP {status} for {method} {path} {tries}"
         if detail:
             message += f": {detail}"
         return cls(message, status=status, path=path, attempts=attempts, detail=detail)
@@ -42,9 +44,9 @@ class ApiError(SalesloftError):
 class AuthError(ApiError):
     """401: SalesLoft refused the token."""
 
-    def __init__(self, path: str, attempts: int, detail: str = "") -> None:
+    def __init__(self, path: str, attempts: int, detail: str = "", method: str = "GET") -> None:
         super().__init__(
-            f"SalesLoft refused the API key (HTTP 401 for GET {path}). Check {API_KEY_VARIABLE}: "
+            f"SalesLoft refused the API key (HTTP 401 for {method} {path}). Check {API_KEY_VARIABLE}: "
             "it must hold a valid API key or an unexpired OAuth access token.",
             status=401,
             path=path,

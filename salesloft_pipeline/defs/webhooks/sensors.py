@@ -1,0 +1,129 @@
+"""`salesloft_webhooks`: new events in the event store become apply runs.
+
+Cursor (JSON): `requested_through`, the highest sequence number handed to a
+run, and `outstanding`, the ranges whose run has not yet succeeded:
+`{"<after>-<through>": [attempt, requested_at]}`.
+
+Each tick
+1. looks up the run of every outstanding range (by the range and attempt
+   tags): a success drops the range; a failure or cancellation asks for it
+   again (next attempt, new run key) after a backoff; a run that never
+   appeared within `LOST_RUN_SECONDS` is asked for again too;
+2. asks for the events after `requested_through`, in ranges of at most
+   `BATCH_EVENTS` events and `MAX_NEW_RUNS` runs a tick, and moves the cursor
+   to the end of the last range asked for.
+The cursor only ever moves past events whose run was requested, in the same
+SensorResult as the requests, so a tick that errors moves nothing, and a
+restart of the daemon resumes from the stored cursor. A range is never dropped
+before its run succeeded; applying is idempotent, so a range applied twice
+(a lost run that finally ran) changes nothing.
+"""
+
+import json
+import os
+import time
+
+import dagster as dg
+
+from .jobs import ATTEMPT_TAG, BATCH_TAG, webhook_apply_job
+from .resources import EventStoreResource
+
+# Every 15 s: with a run taking a few seconds to start and apply, a delivery
+# reaches staging well within a minute.
+INTERVAL_SECONDS = int(os.environ.get("SALESLOFT_WEBHOOK_SENSOR_SECONDS") or 15)
+BATCH_EVENTS = 5000
+MAX_NEW_RUNS = 10
+LOST_RUN_SECONDS = 600
+RETRY_BACKOFF_SECONDS = (30, 60, 120, 300, 900)
+
+FINISHED_BADLY = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+def load_cursor(cursor: str | None) -> tuple[int, dict[str, list[float]]]:
+    if not cursor:
+        return 0, {}
+    state = json.loads(cursor)
+    return int(state["requested_through"]), {k: list(v) for k, v in state.get("outstanding", {}).items()}
+
+
+def dump_cursor(requested_through: int, outstanding: dict[str, list[float]]) -> str:
+    return json.dumps({"requested_through": requested_through, "outstanding": outstanding}, sort_keys=True)
+
+
+def batch_request(after: int, through: int, attempt: int) -> dg.RunRequest:
+    key = f"{after}-{through}"
+    return dg.RunRequest(
+        run_key=f"webhooks:{key}:{attempt}",
+        run_config={"ops": {"apply_webhook_events": {"config": {"after_seq": after, "through_seq": through}}}},
+        tags={BATCH_TAG: key, ATTEMPT_TAG: str(attempt)},
+    )
+
+
+def _latest_run(instance: dg.DagsterInstance, key: str, attempt: int) -> dg.DagsterRun | None:
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: key, ATTEMPT_TAG: str(attempt)}), limit=1)
+    return runs[0] if runs else None
+
+
+def _finished_at(instance: dg.DagsterInstance, run: dg.DagsterRun) -> float:
+    record = instance.get_run_record_by_id(run.run_id)
+    end = record.end_time if record is not None else None
+    return end if end is not None else time.time()
+
+
+def evaluate(
+    instance: dg.DagsterInstance, store_last_seq: int, cursor: str | None, now: float | None = None
+) -> tuple[list[dg.RunRequest], str, list[str]]:
+    """The run requests, the new cursor and log lines for one tick (pure but for run lookups)."""
+    now = time.time() if now is None else now
+    requested_through, outstanding = load_cursor(cursor)
+    requests: list[dg.RunRequest] = []
+    notes: list[str] = []
+    for key, (attempt, requested_at) in sorted(outstanding.items(), key=lambda kv: int(kv[0].split("-")[0])):
+        attempt = int(attempt)
+        after, through = (int(x) for x in key.split("-"))
+        run = _latest_run(instance, key, attempt)
+        if run is not None and run.status == dg.DagsterRunStatus.SUCCESS:
+            del outstanding[key]
+            continue
+        if run is not None and run.status in FINISHED_BADLY:
+            backoff = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
+            if now - _finished_at(instance, run) < backoff:
+                continue
+            notes.append(f"events {after + 1}..{through}: run {run.run_id} {run.status.value}, asking again")
+        elif run is None and now - requested_at > LOST_RUN_SECONDS:
+            notes.append(f"events {after + 1}..{through}: no run appeared for attempt {attempt}, asking again")
+        else:
+            continue  # queued or running, or just requested
+        outstanding[key] = [attempt + 1, now]
+        requests.append(batch_request(after, through, attempt + 1))
+    new_runs = 0
+    while store_last_seq > requested_through and new_runs < MAX_NEW_RUNS:
+        after, through = requested_through, min(requested_through + BATCH_EVENTS, store_last_seq)
+        requests.append(batch_request(after, through, 1))
+        outstanding[f"{after}-{through}"] = [1, now]
+        requested_through = through
+        new_runs += 1
+    return requests, dump_cursor(requested_through, outstanding), notes
+
+
+@dg.sensor(
+    name="salesloft_webhooks",
+    job=webhook_apply_job,
+    minimum_interval_seconds=INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Turns new SalesLoft webhook events (from `salesloft-pipeline webhooks serve`) into runs that"
+    " apply them to raw tables and staging; re-requests ranges whose run failed.",
+)
+def salesloft_webhooks_sensor(
+    context: dg.SensorEvaluationContext, events: EventStoreResource
+) -> dg.SensorResult | dg.SkipReason:
+    store = events.open()
+    if not store.exists():
+        return dg.SkipReason(f"no event store yet at {store.describe()}: is `salesloft-pipeline webhooks serve` running?")
+    store.setup()
+    requests, cursor, notes = evaluate(context.instance, store.last_seq(), context.cursor)
+    for note in notes:
+        context.log.warning(note)
+    if not requests and cursor == (context.cursor or cursor):
+        return dg.SkipReason("no new webhook events")
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
