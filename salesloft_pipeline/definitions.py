@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
+from salesloft_pipeline.defs.engagement.assets import ENGAGEMENT_ASSETS, engagement_job
+from salesloft_pipeline.defs.engagement.checks import ENGAGEMENT_CHECKS
+from salesloft_pipeline.defs.engagement.sensors import engagement_late_updates_sensor
 from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS
 from salesloft_pipeline.defs.extract.checks import EXTRACT_CHECKS
 from salesloft_pipeline.defs.extract.schedules import (
@@ -14,13 +17,18 @@ from salesloft_pipeline.defs.extract.schedules import (
 )
 from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
 from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
+from salesloft_pipeline.defs.webhooks.jobs import webhook_apply_job
+from salesloft_pipeline.defs.webhooks.resources import EventStoreResource
+from salesloft_pipeline.defs.webhooks.sensors import salesloft_webhooks_sensor
 
 defs = dg.Definitions(
-    assets=[*EXTRACT_ASSETS, *STAGING_ASSETS],
-    asset_checks=EXTRACT_CHECKS,
-    jobs=[incremental_job, full_refresh_job],
+    assets=[*EXTRACT_ASSETS, *STAGING_ASSETS, *ENGAGEMENT_ASSETS],
+    asset_checks=[*EXTRACT_CHECKS, *ENGAGEMENT_CHECKS],
+    jobs=[incremental_job, full_refresh_job, engagement_job, webhook_apply_job],
     schedules=[salesloft_incremental_schedule, full_refresh_schedule],
     sensors=[
+        engagement_late_updates_sensor,
+        salesloft_webhooks_sensor,
         dg.AutomationConditionSensorDefinition(
             "salesloft_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING
         ),
@@ -29,5 +37,6 @@ defs = dg.Definitions(
         # Secrets come from the environment at run time and never enter run config.
         "salesloft": SalesloftResource(api_key=dg.EnvVar("SALESLOFT_API_KEY")),
         "warehouse": WarehouseResource(),
+        "events": EventStoreResource(),
     },
 )

@@ -164,6 +164,13 @@ class Warehouse(ABC):
             ).fetchall()
         return {day: (count, utc(loaded_at)) for day, count, loaded_at in rows}
 
+    def tables(self, schema: str) -> set[str]:
+        """Names of the tables in `schema`."""
+        rows = self.query(
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = {self.PARAM}", [schema]
+        )
+        return {name for (name,) in rows}
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.connection() as conn:
             return conn.execute(sql, list(params)).fetchall()

@@ -1,0 +1,151 @@
+"""The engagement models: plain SQL in `sql/marts/`, run for a range of activity days.
+
+Each model file is one SELECT whose rows carry `activity_day`, with four
+placeholders for the days it covers: `{first_day}` and `{last_day}` (DATE
+literals) and `{start}` and `{end}` (the TIMESTAMPTZ instants that bound those
+UTC days). Building days D1..D2 of a model replaces exactly those days of
+`engagement.<model>` in one transaction (DELETE the days, INSERT the SELECT),
+so a rerun never double-counts and a full recompute is simply every day.
+
+`engagement.activity_facts` (one row per activity) is built from staging;
+every mart aggregates it. What is stored in activity_facts is also what
+change detection compares with: `stale_days` recomputes the facts from
+staging and returns the days whose stored facts differ (late replies, opens
+and bounces, deleted records, newly loaded activity), comparing each day's
+row count and sum of row hashes.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+
+from salesloft_pipeline.warehouse import PostgresWarehouse, Warehouse
+
+from ..staging.assets import SQL_DIR
+
+MARTS_DIR: Path = SQL_DIR / "marts"
+FACTS = "activity_facts"
+MARTS = (
+    "daily_engagement",
+    "daily_engagement_by_user",
+    "daily_engagement_by_cadence",
+    "cadence_step_funnel",
+    "call_outcomes",
+)
+MODELS = (FACTS, *MARTS)
+# Staging tables the facts read (all of them must exist before a build).
+INPUT_STREAMS = ("emails", "calls", "meetings", "successes", "cadence_memberships", "users")
+# Columns that identify one row of each model: no two rows of a day may share them.
+GRAIN: dict[str, tuple[str, ...]] = {
+    FACTS: ("activity", "source_id"),
+    "daily_engagement": ("activity_day",),
+    "daily_engagement_by_user": ("activity_day", "user_id"),
+    "daily_engagement_by_cadence": ("activity_day", "cadence_id"),
+    "cadence_step_funnel": ("activity_day", "cadence_id", "step_id"),
+    "call_outcomes": ("activity_day", "user_id", "cadence_id", "disposition", "sentiment"),
+}
+RATE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "daily_engagement": ("open_rate", "click_rate", "reply_rate", "bounce_rate", "connect_rate"),
+    "daily_engagement_by_user": ("open_rate", "click_rate", "reply_rate", "bounce_rate", "connect_rate"),
+    "daily_engagement_by_cadence": ("open_rate", "click_rate", "reply_rate", "bounce_rate", "connect_rate"),
+    "cadence_step_funnel": ("reply_rate",),
+}
+
+
+def model_sql(name: str) -> str:
+    return (MARTS_DIR / f"{name}.sql").read_text()
+
+
+def render(sql: str, first: date, last: date) -> str:
+    """The model's SELECT for activity days first..last (inclusive)."""
+    end = last + timedelta(days=1)
+    return (
+        sql.replace("{first_day}", f"DATE '{first.isoformat()}'")
+        .replace("{last_day}", f"DATE '{last.isoformat()}'")
+        .replace("{start}", f"TIMESTAMPTZ '{first.isoformat()} 00:00:00+00:00'")
+        .replace("{end}", f"TIMESTAMPTZ '{end.isoformat()} 00:00:00+00:00'")
+    )
+
+
+def build_script(name: str, first: date, last: date, rebuild: bool = False) -> str:
+    """SQL that replaces days first..last of engagement.<name> (one transaction when run as one script)."""
+    select = render(model_sql(name), first, last)
+    table = f"engagement.{name}"
+    drop = f"DROP TABLE IF EXISTS {table};\n" if rebuild else ""
+    return (
+        f"{drop}"
+        f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM (\n{select}\n) AS model WHERE 1 = 0;\n"
+        f"DELETE FROM {table} WHERE activity_day BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}';\n"
+        f"INSERT INTO {table} SELECT * FROM (\n{select}\n) AS model;\n"
+    )
+
+
+def missing_inputs(wh: Warehouse) -> list[str]:
+    """Staging tables the facts need that do not exist yet."""
+    present = wh.tables("staging")
+    return [s for s in INPUT_STREAMS if s not in present]
+
+
+def build(wh: Warehouse, names: Iterable[str], first: date, last: date, rebuild: bool = False) -> None:
+    """Builds days first..last of each model, in order, all in one transaction."""
+    wh.execute_script("".join(build_script(name, first, last, rebuild) for name in names))
+
+
+def table_exists(wh: Warehouse, name: str) -> bool:
+    return name in wh.tables("engagement")
+
+
+FACT_COLUMNS = (
+    "activity_day", "activity", "source_id", "occurred_at", "user_id", "cadence_id", "step_id", "person_id",
+    "bounced", "opened", "clicked", "replied", "connected", "duration_seconds", "disposition", "sentiment",
+    "canceled", "no_show", "seconds_to_first_touch",
+)
+
+
+def _row_hash(wh: Warehouse) -> str:
+    """A 64-bit hash of a whole facts row: the one dialect difference (DuckDB `hash`, Postgres `hashtextextended`)."""
+    image = "CONCAT_WS('|', " + ", ".join(f"COALESCE(CAST({c} AS VARCHAR), '~')" for c in FACT_COLUMNS) + ")"
+    if isinstance(wh, PostgresWarehouse):
+        return f"hashtextextended({image}, 0)"
+    return f"CAST(hash({image}) AS DECIMAL(20, 0))"
+
+
+def stale_days(wh: Warehouse, first: date, last: date) -> list[date]:
+    """Activity days in first..last whose facts, recomputed from staging now, differ from the stored ones.
+
+    A day is stale when an activity of it changed (a late reply, open, click
+    or bounce; a meeting cancelled or marked no-show), appeared (newly loaded)
+    or disappeared (deleted), or when its first touches changed; days never
+    built are stale if they have activity. Each day is compared by its row
+    count and the sum of a 64-bit hash of every whole row, so a day that did
+    not change is never rebuilt and a change is missed only on a hash
+    collision."""
+    current = render(model_sql(FACTS), first, last)
+    row_hash = _row_hash(wh)
+    digest = f"SELECT activity_day, count(*) AS n, sum({row_hash}) AS h FROM {{rows}} AS f GROUP BY activity_day"
+    current_digest = digest.replace("{rows}", f"(\n{current}\n)")
+    if not table_exists(wh, FACTS):
+        rows = wh.query(f"SELECT activity_day FROM ({current_digest}) AS d")
+        return sorted(day for (day,) in rows)
+    stored = (
+        f"(SELECT * FROM engagement.{FACTS}"
+        f" WHERE activity_day BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}')"
+    )
+    sql = (
+        f"SELECT COALESCE(now_.activity_day, built.activity_day)\n"
+        f"FROM ({current_digest}) AS now_\n"
+        f"FULL OUTER JOIN ({digest.replace('{rows}', stored)}) AS built ON built.activity_day = now_.activity_day\n"
+        "WHERE now_.n IS NULL OR built.n IS NULL OR now_.n <> built.n OR now_.h <> built.h"
+    )
+    return sorted(day for (day,) in wh.query(sql))
+
+
+def day_ranges(days: Sequence[date]) -> list[tuple[date, date]]:
+    """Consecutive days grouped into (first, last) ranges."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges

@@ -1,0 +1,88 @@
+-- engagement.daily_engagement_by_user: one row per activity day (UTC) and user.
+-- user_id: the sender of an email, the caller, the user who booked a meeting
+-- (matched by guid; NULL if that user is not in staging.users), the user a
+-- success is credited to, and the owner of the cadence membership for people
+-- added and first touches.
+-- Emails count on the day they were sent, calls on the day they were made,
+-- meetings on the day they were booked, successes on the day they happened,
+-- people added on the day they were added and first touches on the day of the
+-- touch (see docs/metrics.md for every definition). A late reply, open or
+-- bounce changes the sent day's row when that day is rebuilt.
+-- Rates are over delivered emails (sent minus bounced) and over calls; NULL
+-- when there is nothing to divide by. Built from engagement.activity_facts for
+-- days {first_day}..{last_day}.
+WITH facts AS (
+    SELECT *
+    FROM engagement.activity_facts
+    WHERE activity_day BETWEEN {first_day} AND {last_day}
+),
+totals AS (
+    SELECT
+        activity_day, user_id,
+        COUNT(*) FILTER (WHERE activity = 'email') AS emails_sent,
+        COUNT(*) FILTER (WHERE activity = 'email' AND bounced) AS emails_bounced,
+        COUNT(*) FILTER (WHERE activity = 'email' AND NOT bounced) AS emails_delivered,
+        COUNT(*) FILTER (WHERE activity = 'email' AND opened) AS emails_opened,
+        COUNT(*) FILTER (WHERE activity = 'email' AND clicked) AS emails_clicked,
+        COUNT(*) FILTER (WHERE activity = 'email' AND replied) AS emails_replied,
+        COUNT(*) FILTER (WHERE activity = 'call') AS calls,
+        COUNT(*) FILTER (WHERE activity = 'call' AND connected) AS calls_connected,
+        COALESCE(SUM(duration_seconds) FILTER (WHERE activity = 'call' AND connected), 0) AS talk_time_seconds,
+        COALESCE(SUM(duration_seconds) FILTER (WHERE activity = 'call'), 0) AS call_duration_seconds,
+        COUNT(*) FILTER (WHERE activity = 'meeting' AND NOT canceled) AS meetings_booked,
+        COUNT(*) FILTER (WHERE activity = 'meeting' AND NOT canceled AND no_show) AS meetings_no_show,
+        COUNT(*) FILTER (WHERE activity = 'success') AS successes,
+        COUNT(*) FILTER (WHERE activity = 'first_touch') AS first_touches,
+        -- only first_touch rows carry seconds_to_first_touch; the median ignores NULLs
+        PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY seconds_to_first_touch) AS median_seconds_to_first_touch
+    FROM facts
+    GROUP BY activity_day, user_id
+),
+-- Distinct people: each person once per day (and key) and kind of contact.
+people_per_day AS (
+    SELECT
+        activity_day, user_id, person_id,
+        MAX(CASE WHEN activity = 'email' THEN 1 ELSE 0 END) AS emailed,
+        MAX(CASE WHEN activity IN ('email', 'call') THEN 1 ELSE 0 END) AS touched,
+        MAX(CASE WHEN activity = 'membership_added' THEN 1 ELSE 0 END) AS added
+    FROM facts
+    WHERE person_id IS NOT NULL AND activity IN ('email', 'call', 'membership_added')
+    GROUP BY activity_day, user_id, person_id
+),
+people AS (
+    SELECT
+        activity_day, user_id,
+        SUM(emailed) AS people_emailed,
+        SUM(touched) AS people_touched,
+        SUM(added) AS people_added_to_cadences
+    FROM people_per_day
+    GROUP BY activity_day, user_id
+)
+SELECT
+    totals.activity_day,
+    totals.user_id,
+    totals.emails_sent,
+    totals.emails_bounced,
+    totals.emails_delivered,
+    totals.emails_opened,
+    totals.emails_clicked,
+    totals.emails_replied,
+    CAST(COALESCE(people.people_emailed, 0) AS BIGINT) AS people_emailed,
+    totals.calls,
+    totals.calls_connected,
+    totals.talk_time_seconds,
+    totals.call_duration_seconds,
+    totals.meetings_booked,
+    totals.meetings_no_show,
+    totals.successes,
+    CAST(COALESCE(people.people_touched, 0) AS BIGINT) AS people_touched,
+    CAST(COALESCE(people.people_added_to_cadences, 0) AS BIGINT) AS people_added_to_cadences,
+    totals.first_touches,
+    CASE WHEN emails_delivered > 0 THEN CAST(emails_opened AS DOUBLE PRECISION) / emails_delivered END AS open_rate,
+    CASE WHEN emails_delivered > 0 THEN CAST(emails_clicked AS DOUBLE PRECISION) / emails_delivered END AS click_rate,
+    CASE WHEN emails_delivered > 0 THEN CAST(emails_replied AS DOUBLE PRECISION) / emails_delivered END AS reply_rate,
+    CASE WHEN emails_sent > 0 THEN CAST(emails_bounced AS DOUBLE PRECISION) / emails_sent END AS bounce_rate,
+    CASE WHEN calls > 0 THEN CAST(calls_connected AS DOUBLE PRECISION) / calls END AS connect_rate,
+    CAST(median_seconds_to_first_touch / 3600.0 AS DOUBLE PRECISION) AS median_hours_to_first_touch
+FROM totals
+LEFT JOIN people ON people.activity_day = totals.activity_day AND COALESCE(people.user_id, -1) = COALESCE(totals.user_id, -1)
