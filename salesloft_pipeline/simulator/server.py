@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -18,12 +17,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-import uvicorn
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from salesloft_pipeline.serving import serve_in_thread
 
 from .activity import Activity, make_ties
 from .catalog import BY_NAME, BY_PATH, SimStream
@@ -151,43 +151,12 @@ class Simulator:
     def serve(self) -> Iterator[Simulator]:
         """Serves on loopback in a background thread for the duration of the block."""
         logging.getLogger("uvicorn.error").addFilter(_HideDroppedConnections())
-        server = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                host=self.config.host,
-                port=self.config.port,
-                log_level="warning",
-                access_log=False,
-                timeout_keep_alive=30,
-            )
-        )
-        failure: list[BaseException] = []
-
-        def run() -> None:
+        with serve_in_thread(self.app, self.config.host, self.config.port, "simulator") as url:
+            self.url = url
             try:
-                server.run()
-            except BaseException as error:  # noqa: BLE001 - reported to the caller below
-                failure.append(error)
-
-        thread = threading.Thread(target=run, name="salesloft-simulator", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                raise RuntimeError(
-                    f"the simulator could not listen on {self.config.host}:{self.config.port}"
-                    " (is the port in use?)"
-                ) from (failure[0] if failure else None)
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://{self.config.host}:{port}"
-        try:
-            yield self
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
-            self.url = None
+                yield self
+            finally:
+                self.url = None
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
