@@ -80,6 +80,12 @@ class DuckDBWarehouse(Warehouse):
     def _insert_rows(self, conn: Any, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        frame = pd.DataFrame.from_records(rows, columns=columns)  # noqa: F841 - read by DuckDB below
-        names = ", ".join(columns)
-        conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM frame")
+        # Registered on this connection rather than found by DuckDB's replacement
+        # scan of Python variables, which can fail when another thread of the
+        # process has the same file open.
+        conn.register("_rows", pd.DataFrame.from_records(rows, columns=columns))
+        try:
+            names = ", ".join(columns)
+            conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _rows")
+        finally:
+            conn.unregister("_rows")
