@@ -21,10 +21,8 @@ import socket
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -82,41 +80,6 @@ def _range_tags(first: date, last: date) -> dict[str, str]:
     return {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
 
 
-@contextmanager
-def _progress(plan: DemoPlan, sim_url: str, streams: list[str]) -> Iterator[None]:
-    """A terminal progress bar for the backfill, fed by the warehouse's load log."""
-    from salesloft_pipeline.warehouse import open_warehouse
-
-    total = len(streams) * plan.days
-    done = threading.Event()
-
-    def poll(bar: Any) -> None:
-        shown = 0
-        while not done.wait(1.0):
-            if not plan.warehouse.exists():
-                continue
-            wh = open_warehouse(str(plan.warehouse))
-            try:
-                rows = wh.query("SELECT count(*), coalesce(sum(rows), 0) FROM raw._loads")
-            except Exception:  # noqa: BLE001 - the table appears with the first load
-                continue
-            days, records = rows[0]
-            cost = httpx.get(f"{sim_url}/__sim/stats", timeout=10).json()["cost"]
-            bar.label = f"Backfill: {records:,} records, API cost {cost:,}"
-            bar.update(days - shown)
-            shown = days
-
-    with click.progressbar(length=total, label="Backfill", show_pos=True, width=30) as bar:
-        thread = threading.Thread(target=poll, args=(bar,), daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
-            bar.update(total)
-
-
 def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
     """The headless demo; returns what the summary shows."""
     # Imported here: the other subcommands need not load Dagster.
@@ -167,9 +130,18 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
         readable = [s for s in STREAMS if s.required_scope is None]
         incremental = {s.name for s in readable if s.incremental}
         by_name = {a.key.path[-1]: a for a in EXTRACT_ASSETS}
-        echo(f"Backfilling {len(incremental)} incremental streams for {first}..{last}, one run, day by day")
-        with _progress(plan, sim.url, sorted(incremental)):
-            materialize([by_name[n] for n in sorted(incremental)], tags=_range_tags(first, last))
+        echo(f"Backfilling {len(incremental)} incremental streams for {first}..{last}, day by day")
+        # One run a stream, so the bar can read the warehouse between runs: a
+        # second connection to the DuckDB file while a load runs in this process
+        # trips DuckDB up.
+        with click.progressbar(sorted(incremental), label="Backfill", show_pos=True, width=30) as bar:
+            for name in bar:
+                materialize([by_name[name]], tags=_range_tags(first, last))
+                [(days, records)] = open_warehouse(str(plan.warehouse)).query(
+                    "SELECT count(*), coalesce(sum(rows), 0) FROM raw._loads"
+                )
+                cost = httpx.get(f"{sim.url}/__sim/stats", timeout=10).json()["cost"]
+                bar.label = f"Backfill: {days} stream-days, {records:,} records, API cost {cost:,}"
         echo("Reading the full-refresh lists, then building staging and the engagement metrics")
         materialize([by_name[s.name] for s in readable if not s.incremental])
         materialize(STAGING_ASSETS)
