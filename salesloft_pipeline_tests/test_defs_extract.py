@@ -338,6 +338,18 @@ CONCURRENT_SCRIPT = textwrap.dedent(
     from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
 
     base_url, api_key, path, stream, first, last, rounds = sys.argv[1:]
+    if stream == "webhook-apply":  # what the webhook sensor's runs do: versions, tombstones, staging
+        import httpx
+        from salesloft_pipeline.defs.webhooks.apply import Plan, apply_plan
+        from salesloft_pipeline.warehouse import open_warehouse
+
+        people = httpx.get(base_url.removesuffix("/v2") + "/__sim/truth/people?full=true").json()["records"]
+        for n in range(int(rounds)):
+            batch = Plan()
+            batch.streams["people"].upserts.extend(people[n * 5 : n * 5 + 5])
+            batch.streams["notes"].deletions[str(10**9 + n)] = None
+            apply_plan(open_warehouse(path), batch)
+        sys.exit(0)
     assets = [a for a in EXTRACT_ASSETS + STAGING_ASSETS if a.key.path[-1] == stream]
     resources = {
         "salesloft": SalesloftResource(api_key=api_key, base_url=base_url),
@@ -354,11 +366,16 @@ CONCURRENT_SCRIPT = textwrap.dedent(
 
 
 def test_concurrent_runs_share_the_duckdb_file_without_failing(sim: Simulator, tmp_path: Path) -> None:
-    """A backfill and two schedule-like runs, each extracting and rebuilding staging, at once."""
+    """A backfill, two schedule-like runs and webhook applies, all writing and rebuilding staging at once."""
     path = tmp_path / "warehouse.duckdb"
     first, last = history_range(sim)
     two_days = first + timedelta(days=1), first + timedelta(days=2)
-    jobs = [("emails", first, last, 2), ("calls", *two_days, 4), ("people", first, last, 3)]
+    jobs = [
+        ("emails", first, last, 2),
+        ("calls", *two_days, 4),
+        ("people", first, last, 3),
+        ("webhook-apply", first, last, 8),
+    ]
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", CONCURRENT_SCRIPT, sim.base_url, sim.api_key, str(path), stream,
@@ -368,8 +385,9 @@ def test_concurrent_runs_share_the_duckdb_file_without_failing(sim: Simulator, t
         for stream, a, b, rounds in jobs
     ]
     errors = [p.communicate(timeout=600)[1].decode()[-2000:] for p in processes]
-    assert [p.returncode for p in processes] == [0, 0, 0], errors
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
     wh = open_warehouse(str(path))
     for stream in ("emails", "calls", "people"):
         [(rows, distinct)] = wh.query(f"SELECT count(*), count(DISTINCT id) FROM staging.{stream}")
         assert rows == distinct > 0
+    assert wh.query("SELECT count(*) FROM raw._tombstones WHERE stream = 'notes' AND source = 'webhook'") == [(8,)]
