@@ -292,6 +292,10 @@ def run_with_ui(plan: DemoPlan, port: int) -> None:
         subprocess.run(["dagster", *args, "-m", "salesloft_pipeline.definitions"], env=env, cwd=plan.home,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops every process the demo started, like Ctrl-C
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         click.echo(f"Starting the SalesLoft simulator ({plan.people} people, {plan.days} days, live changes)")
         simulator = start([*cli, "simulator", "--port", str(sim_port), "--api-key", api_key, "--live",
