@@ -6,6 +6,7 @@ import click
 
 from salesloft_pipeline import __version__
 from salesloft_pipeline.demo import demo_command
+from salesloft_pipeline.doctor import doctor_command
 from salesloft_pipeline.salesloft.cli import extract_command
 from salesloft_pipeline.simulator.cli import simulator_command
 from salesloft_pipeline.webhooks.cli import webhooks_group
@@ -21,6 +22,7 @@ main.add_command(simulator_command)
 main.add_command(extract_command)
 main.add_command(webhooks_group)
 main.add_command(demo_command)
+main.add_command(doctor_command)
 
 
 if __name__ == "__main__":
