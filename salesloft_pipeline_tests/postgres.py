@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg2
 import pytest
@@ -30,10 +31,10 @@ def _admin():  # type: ignore[no-untyped-def]
     return conn
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty database for this test session."""
-    name = f"slp_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def fresh_database(prefix: str = "slp_test") -> Iterator[str]:
+    """The URL of a new, empty database on the test Postgres, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = _admin()
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
@@ -43,3 +44,10 @@ def postgres_url() -> Iterator[str]:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty database for this test session."""
+    with fresh_database() as url:
+        yield url

@@ -7,21 +7,19 @@ Records are shaped like the real ones in fixtures/salesloft_real_records.jsonl.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from typing import Any
 
-import psycopg2
-from sqlalchemy.engine import make_url
 
 from salesloft_pipeline.defs.engagement import models
 from salesloft_pipeline.defs.extract.tables import all_raw_tables, raw_table
 from salesloft_pipeline.defs.staging.assets import staging_sql
 from salesloft_pipeline.salesloft import BY_NAME
 from salesloft_pipeline.warehouse import Warehouse, open_warehouse
+from salesloft_pipeline_tests.postgres import fresh_database
 
 API = "https://api.salesloft.com/v2"
 D0, D1, D2 = date(2025, 3, 2), date(2025, 3, 3), date(2025, 3, 4)
@@ -173,29 +171,10 @@ def rebuild_staging(wh: Warehouse) -> None:
         wh.execute_script(staging_sql(BY_NAME[stream]))
 
 
-ADMIN_URL = os.environ.get("SALESLOFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@contextmanager
-def fresh_postgres() -> Iterator[str]:
-    """A new empty database on the test Postgres, dropped afterwards."""
-    name = f"slp_engagement_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(ADMIN_URL, connect_timeout=5)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 @contextmanager
 def warehouse_on(engine: str, tmp_dir) -> Iterator[Warehouse]:  # type: ignore[no-untyped-def]
     if engine == "duckdb":
         yield open_warehouse(str(tmp_dir / f"engagement-{uuid.uuid4().hex[:6]}.duckdb"))
     else:
-        with fresh_postgres() as url:
+        with fresh_database("slp_engagement") as url:
             yield open_warehouse(url)
