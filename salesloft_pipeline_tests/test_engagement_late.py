@@ -26,7 +26,8 @@ from salesloft_pipeline.defs.resources import WarehouseResource
 from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
 from salesloft_pipeline.salesloft import BY_NAME
 from salesloft_pipeline.warehouse import Warehouse, open_warehouse
-from salesloft_pipeline_tests.test_engagement_data import D0, D1, D2, EMAILS, fresh_postgres, load
+from salesloft_pipeline_tests.postgres import fresh_database
+from salesloft_pipeline_tests.test_engagement_data import D0, D1, D2, EMAILS, load
 
 INPUT_STAGING = [a for a in STAGING_ASSETS if a.key.path[-1] in models.INPUT_STREAMS]
 D6 = D1 + timedelta(days=5)
@@ -37,7 +38,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "duckdb":
         yield str(tmp_path / "warehouse.duckdb")
     else:
-        with fresh_postgres() as postgres:
+        with fresh_database("slp_engagement") as postgres:
             yield postgres
 
 

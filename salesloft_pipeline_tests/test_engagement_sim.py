@@ -29,7 +29,7 @@ from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
 from salesloft_pipeline.salesloft import BY_NAME
 from salesloft_pipeline.simulator import Simulator, SimulatorConfig
 from salesloft_pipeline.warehouse import Warehouse, open_warehouse
-from salesloft_pipeline_tests.test_engagement_data import fresh_postgres
+from salesloft_pipeline_tests.postgres import fresh_database
 
 DAYS = 8
 SENT = {"sent", "sent_from_gmail", "sent_from_external"}
@@ -84,7 +84,7 @@ class _url:
     def __enter__(self) -> str:
         if self.engine == "duckdb":
             return str(self.tmp / "warehouse.duckdb")
-        self.postgres = fresh_postgres()
+        self.postgres = fresh_database("slp_engagement")
         return self.postgres.__enter__()
 
     def __exit__(self, *exc: Any) -> None:
