@@ -3,10 +3,12 @@
 -- webhook versions); the newest updated_at wins, whichever way it arrived.
 -- An id is dropped when a tombstone (a *_deleted webhook, or the id missing
 -- from a full refresh) covers its latest version.
+-- sql/staging/<stream>.sql, where it exists, lists columns to add after latest.*:
+-- typed fields pulled out of `record` for the marts.
 DROP TABLE IF EXISTS staging.{stream};
 
 CREATE TABLE staging.{stream} AS
-SELECT latest.*
+SELECT latest.*{columns}
 FROM (
     SELECT DISTINCT ON (id) *
     FROM raw.{stream}

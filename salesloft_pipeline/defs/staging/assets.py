@@ -1,7 +1,8 @@
 """`staging/<stream>`: the latest live version of every record, built with SQL.
 
-Each model is `sql/staging/<stream>.sql` when that file exists, else the
-shared `sql/staging/_latest_version.sql` for the stream. Staging rebuilds
+Each model is the shared `sql/staging/_latest_version.sql` for the stream,
+with the columns listed in `sql/staging/<stream>.sql` added where that file
+exists (typed fields the marts read, pulled out of `record`). Staging rebuilds
 whenever its raw table changes (declarative automation), so late updates and
 deletes reach the metrics without a manual run.
 """
@@ -21,10 +22,11 @@ SQL_DIR = Path(os.environ.get("SALESLOFT_SQL_DIR") or Path(__file__).resolve().p
 
 
 def staging_sql(stream: Stream) -> str:
+    """The stream's staging model: the shared latest-version SQL, plus the stream's own columns."""
     own = SQL_DIR / "staging" / f"{stream.name}.sql"
-    if own.exists():
-        return own.read_text()
-    return (SQL_DIR / "staging" / "_latest_version.sql").read_text().replace("{stream}", stream.name)
+    columns = ",\n" + own.read_text() if own.exists() else ""
+    template = (SQL_DIR / "staging" / "_latest_version.sql").read_text()
+    return template.replace("{columns}", columns).replace("{stream}", stream.name)
 
 
 def staging_asset_key(stream: Stream) -> dg.AssetKey:
