@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from salesloft_pipeline.defs.engagement.assets import ENGAGEMENT_ASSETS, engagement_job
@@ -21,6 +23,13 @@ from salesloft_pipeline.defs.webhooks.jobs import webhook_apply_job
 from salesloft_pipeline.defs.webhooks.resources import EventStoreResource
 from salesloft_pipeline.defs.webhooks.sensors import salesloft_webhooks_sensor
 
+
+def _env(name: str) -> dg.EnvVar | None:
+    """`name` as an EnvVar (read at run time, never shown in run config) if it is set; else None,
+    and the resource reads the environment itself at run time (so API key and OAuth both work)."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
 defs = dg.Definitions(
     assets=[*EXTRACT_ASSETS, *STAGING_ASSETS, *ENGAGEMENT_ASSETS],
     asset_checks=[*EXTRACT_CHECKS, *ENGAGEMENT_CHECKS],
@@ -35,7 +44,13 @@ defs = dg.Definitions(
     ],
     resources={
         # Secrets come from the environment at run time and never enter run config.
-        "salesloft": SalesloftResource(api_key=dg.EnvVar("SALESLOFT_API_KEY")),
+        "salesloft": SalesloftResource(
+            api_key=_env("SALESLOFT_API_KEY"),
+            client_id=_env("SALESLOFT_CLIENT_ID"),
+            client_secret=_env("SALESLOFT_CLIENT_SECRET"),
+            refresh_token=_env("SALESLOFT_REFRESH_TOKEN"),
+            store_url=_env("SALESLOFT_OAUTH_STORE_URL"),  # may hold a database password
+        ),
         "warehouse": WarehouseResource(),
         "events": EventStoreResource(),
     },

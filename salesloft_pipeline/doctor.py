@@ -21,6 +21,14 @@ from typing import Any
 import click
 import httpx
 
+from salesloft_pipeline.salesloft.auth import (
+    CLIENT_SECRET_VARIABLE,
+    OAUTH_VARIABLES,
+    REFRESH_TOKEN_VARIABLE,
+    STORE_VARIABLE,
+    TOKEN_URL_VARIABLE,
+    OAuthTokens,
+)
 from salesloft_pipeline.salesloft.client import BASE_URL_VARIABLE, DEFAULT_BASE_URL
 from salesloft_pipeline.salesloft.errors import API_KEY_VARIABLE
 
@@ -50,12 +58,13 @@ class _Redactor:
 
     def __init__(self, env: dict[str, str]) -> None:
         secrets: set[str] = set()
-        if env.get(API_KEY_VARIABLE):
-            secrets.add(env[API_KEY_VARIABLE].strip())
+        for name in (API_KEY_VARIABLE, CLIENT_SECRET_VARIABLE, REFRESH_TOKEN_VARIABLE):
+            if env.get(name):
+                secrets.add(env[name].strip())
         for value in env.get(SECRET_VARIABLE, "").split(","):
             if value.strip():
                 secrets.add(value.strip())
-        for name in (WAREHOUSE_VARIABLE, EVENTS_VARIABLE, BASE_URL_VARIABLE):
+        for name in (WAREHOUSE_VARIABLE, EVENTS_VARIABLE, BASE_URL_VARIABLE, STORE_VARIABLE):
             password = _url_password(env.get(name, ""))
             if password:
                 secrets.add(password)
@@ -128,18 +137,29 @@ def check_api() -> list[Check]:
             backoff_max=1.0,
             max_rate_limit_waits=0,  # a 429 here is a finding, not a reason to wait a minute
         )
-    except ConfigError:
-        return [Check(FAIL, f"SalesLoft API key: {API_KEY_VARIABLE} is not set",
-                      f"set {API_KEY_VARIABLE} to a SalesLoft API key or OAuth access token")]
+    except ConfigError as error:
+        if not any(os.environ.get(name) for name in OAUTH_VARIABLES):
+            return [Check(FAIL, f"SalesLoft API key: {API_KEY_VARIABLE} is not set",
+                          f"set {API_KEY_VARIABLE} to a SalesLoft API key or OAuth access token,"
+                          f" or set {', '.join(OAUTH_VARIABLES)} to use OAuth")]
+        return [Check(FAIL, f"SalesLoft credentials: {str(error).rstrip('.')}",
+                      f"set {API_KEY_VARIABLE} or all of {', '.join(OAUTH_VARIABLES)} (not both):"
+                      " see docs/oauth.md")]
 
+    oauth = client.token_source if isinstance(client.token_source, OAuthTokens) else None
     checks: list[Check] = []
     with client, _quiet_client_log():
         try:
             me = client.get("me")
-        except AuthError:
+        except AuthError as error:
+            if oauth is not None:
+                return [Check(FAIL, f"OAuth: {str(error).rstrip('.')}",
+                              f"check {', '.join(OAUTH_VARIABLES)} and {TOKEN_URL_VARIABLE}")]
             return [Check(FAIL, f"SalesLoft refused the key in {API_KEY_VARIABLE} (HTTP 401 from {shown_url}/me)",
                           f"set {API_KEY_VARIABLE} to a valid API key or an unexpired OAuth access token"
                           f" for {shown_url}")]
+        except ConfigError as error:  # the OAuth token store
+            return [Check(FAIL, f"OAuth: {str(error).rstrip('.')}", f"check {STORE_VARIABLE}")]
         except RateLimitError:
             return [
                 Check(WARN, f"SalesLoft API at {shown_url} answered 429 to /me: the team's budget is spent this minute",
@@ -147,6 +167,9 @@ def check_api() -> list[Check]:
                       " to check the key and scopes"),
             ]
         except TransportError as error:
+            if oauth is not None and error.path == oauth.token_url:
+                return [Check(FAIL, f"OAuth token endpoint unreachable at {_public_url(oauth.token_url)}"
+                                    f" ({error.detail})", f"check {TOKEN_URL_VARIABLE} and the network")]
             return [Check(FAIL, f"SalesLoft API unreachable at {shown_url} ({error.detail})",
                           f"check {source} (it must be the API's base URL, ending in /v2) and the network"
                           " or proxy between here and it")]
@@ -160,7 +183,11 @@ def check_api() -> list[Check]:
         if not isinstance(user, dict):
             return [Check(FAIL, f"{shown_url}/me answered 200 without a user record: is it SalesLoft's API?",
                           f"check {source}")]
-        checks.append(Check(OK, f"SalesLoft API key accepted at {shown_url}: signed in as {_user_label(user)}"))
+        if oauth is not None:
+            checks.append(Check(OK, f"SalesLoft OAuth access token accepted at {shown_url}: signed in as"
+                                    f" {_user_label(user)} (rotated tokens kept in {oauth.store.describe()})"))
+        else:
+            checks.append(Check(OK, f"SalesLoft API key accepted at {shown_url}: signed in as {_user_label(user)}"))
 
         remaining = header_int(me.headers, REMAINING_HEADER)
         if remaining is None:

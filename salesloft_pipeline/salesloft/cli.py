@@ -38,7 +38,9 @@ def extract_command(
 ) -> None:
     """Write STREAM's records as JSON lines, then a summary line on stderr.
 
-    Reads SALESLOFT_API_KEY and SALESLOFT_BASE_URL. --since/--until select
+    Reads SALESLOFT_API_KEY (or, for OAuth, SALESLOFT_CLIENT_ID,
+    SALESLOFT_CLIENT_SECRET and SALESLOFT_REFRESH_TOKEN: see docs/oauth.md)
+    and SALESLOFT_BASE_URL. --since/--until select
     records by updated_at (since <= updated_at < until) on incremental streams.
     """
     started = time.monotonic()

@@ -15,8 +15,8 @@ import orjson
 from pydantic import SecretStr
 
 from salesloft_pipeline import __version__
+from salesloft_pipeline.salesloft.auth import ApiKey, BearerAuth, TokenSource, token_source_from_env
 from salesloft_pipeline.salesloft.errors import (
-    API_KEY_VARIABLE,
     ApiError,
     AuthError,
     ConfigError,
@@ -54,24 +54,19 @@ class Response:
     status: int
 
 
-class _BearerAuth(httpx.Auth):
-    def __init__(self, token: SecretStr) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request):
-        request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
-        yield request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(token=**********)"
-
-
 class _RetryableBody(Exception):
     """A 2xx answer whose body is not the JSON it should be (truncated, HTML...)."""
 
 
 class SalesloftClient:
-    """A SalesLoft REST API v2 client for one token.
+    """A SalesLoft REST API v2 client for one API key or OAuth app.
+
+    Credentials: `api_key`, or a `token_source` (e.g. `auth.OAuthTokens`), or
+    when neither is given the environment (SALESLOFT_API_KEY, or the OAuth
+    variables: see `auth.token_source_from_env`). The Authorization header is
+    computed as each request goes out, so every retry and every request after
+    a rate-limit wait carries a token that is fresh then; an OAuth token
+    refused with a 401 is refreshed and the request resent once.
 
     Pacing keeps this client within `budget_share` of the team's budget;
     transient failures (5xx, 408, timeouts, dropped connections, broken
@@ -94,13 +89,13 @@ class SalesloftClient:
         backoff_max: float = 30.0,
         max_rate_limit_waits: int = 30,
         transport: httpx.BaseTransport | None = None,
+        token_source: TokenSource | None = None,
     ) -> None:
-        api_key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE)
-        if not api_key:
-            raise ConfigError(
-                f"{API_KEY_VARIABLE} is not set: set it to a SalesLoft API key or OAuth access token."
-            )
-        self._token = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        if api_key is not None and token_source is not None:
+            raise ConfigError("give SalesloftClient an api_key or a token_source, not both")
+        if token_source is None:
+            token_source = ApiKey(api_key) if api_key is not None else token_source_from_env()
+        self._auth = token_source
         self.base_url = (base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL).rstrip("/")
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
@@ -110,7 +105,7 @@ class SalesloftClient:
         self.stats = ClientStats()
         self._http = httpx.Client(
             base_url=self.base_url + "/",
-            auth=_BearerAuth(self._token),
+            auth=BearerAuth(token_source),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             timeout=timeout,
             limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=30.0),
@@ -118,7 +113,12 @@ class SalesloftClient:
         )
 
     def __repr__(self) -> str:
-        return f"SalesloftClient(base_url={self.base_url!r}, api_key=**********)"
+        return f"SalesloftClient(base_url={self.base_url!r}, auth={self._auth!r})"
+
+    @property
+    def token_source(self) -> TokenSource:
+        """Where the bearer tokens come from (an API key, or OAuth)."""
+        return self._auth
 
     def __enter__(self) -> SalesloftClient:
         return self
@@ -128,6 +128,7 @@ class SalesloftClient:
 
     def close(self) -> None:
         self._http.close()
+        self._auth.close()
 
     def get(self, path: str, params: Params = ()) -> Response:
         """GET `path` (relative to the base URL) and decode its JSON, paced and retried.
@@ -209,7 +210,9 @@ class SalesloftClient:
             if response.is_success:
                 return Response(body, response.headers, status)
             if status == 401:
-                raise AuthError(path, attempts, _detail(response), method)
+                # BearerAuth already refreshed and resent once where that could help.
+                advice = self._auth.refusal_advice()
+                raise AuthError(path, attempts, _detail(response), method, what=self._auth.what, advice=advice)
             if (status >= 500 or status == 408) and safe:
                 self._retry_or_raise(path, attempts, status, _detail(response), method)
                 continue

@@ -42,13 +42,25 @@ class ApiError(SalesloftError):
 
 
 class AuthError(ApiError):
-    """401: SalesLoft refused the token."""
+    """401: SalesLoft refused the token (or, for OAuth, the token endpoint refused the refresh)."""
 
-    def __init__(self, path: str, attempts: int, detail: str = "", method: str = "GET") -> None:
+    def __init__(
+        self,
+        path: str,
+        attempts: int,
+        detail: str = "",
+        method: str = "GET",
+        *,
+        what: str = "the API key",
+        advice: str | None = None,
+        status: int = 401,
+    ) -> None:
+        advice = advice or (
+            f"Check {API_KEY_VARIABLE}: it must hold a valid API key or an unexpired OAuth access token."
+        )
         super().__init__(
-            f"SalesLoft refused the API key (HTTP 401 for {method} {path}). Check {API_KEY_VARIABLE}: "
-            "it must hold a valid API key or an unexpired OAuth access token.",
-            status=401,
+            f"SalesLoft refused {what} (HTTP {status} for {method} {path}). {advice}",
+            status=status,
             path=path,
             attempts=attempts,
             detail=detail,

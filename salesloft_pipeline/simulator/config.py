@@ -29,5 +29,10 @@ class SimulatorConfig:
     fault_rate: float = 0.0
     # Scopes granted to the API key beyond the default ones (e.g. "email_contents:read").
     privileged_scopes: frozenset[str] = frozenset()
+    # OAuth app (see oauth.py): the token endpoint is POST /oauth/token; the api_key keeps working too.
+    oauth_client_id: str = "sim-client-id"
+    oauth_client_secret: str = "sim-client-secret"
+    oauth_refresh_token: str = "sim-refresh-token"  # the first grant's refresh token
+    oauth_access_token_seconds: float = 7200.0
     host: str = "127.0.0.1"
     port: int = 0

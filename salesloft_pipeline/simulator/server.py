@@ -30,6 +30,7 @@ from .catalog import BY_NAME, BY_PATH, SimStream
 from .config import SimulatorConfig
 from .faults import Faults, FaultSettings
 from .generator import email_subject, populate
+from .oauth import OAuth
 from .ratelimit import RateLimiter, page_cost
 from .store import Query, Store, Table
 from .webhooks import Webhooks
@@ -133,6 +134,7 @@ class Simulator:
         )
         self.store.listeners.append(self.webhooks.on_change)
         self.stats = Stats()
+        self.oauth = OAuth(self.config)
         self.url: str | None = None
         self.app = self._build_app()
 
@@ -189,6 +191,8 @@ class Simulator:
             Route("/__sim/faults", self._sim_faults, methods=["GET", "POST"]),
             Route("/__sim/webhooks", self._sim_webhooks, methods=["GET"]),
             Route("/__sim/budget", self._sim_budget, methods=["POST"]),
+            Route("/__sim/oauth", self.oauth.control, methods=["GET", "POST"]),
+            Route("/oauth/token", self.oauth.token_endpoint, methods=["POST"]),
             Route("/v2/{path:path}", self._v2, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         ]
         return Starlette(
@@ -205,7 +209,8 @@ class Simulator:
     # -- /v2 ---------------------------------------------------------------
     async def _v2(self, request: Request) -> Response:
         self.stats.requests += 1
-        if request.headers.get("authorization") != f"Bearer {self.config.api_key}":
+        authorization = request.headers.get("authorization")
+        if authorization != f"Bearer {self.config.api_key}" and not self.oauth.accepts(authorization):
             return json_response(401, {"error": "Unauthorized: the bearer token is missing or invalid"})
         path = request.path_params["path"].removesuffix(".json").strip("/")
         try:
