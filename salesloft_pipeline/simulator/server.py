@@ -34,6 +34,7 @@ from .oauth import OAuth
 from .ratelimit import RateLimiter, page_cost
 from .store import Query, Store, Table
 from .webhooks import Webhooks
+from .writes import Refused, Writes
 
 JSON = "application/json; charset=utf-8"
 SORT_KEYS = ("updated_at", "created_at", "id")
@@ -88,6 +89,8 @@ class Stats:
         self.deepest_page = 0
         self.faults_injected: Counter[str] = Counter()
         self.by_stream: Counter[str] = Counter()
+        self.writes_by_endpoint: Counter[str] = Counter()
+        self.writes_refused: Counter[str] = Counter()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -98,6 +101,8 @@ class Stats:
             "deepest_page": self.deepest_page,
             "faults_injected": {k: self.faults_injected[k] for k in ("status", "slow", "drop", "truncate")},
             "by_stream": dict(self.by_stream),
+            "writes_by_endpoint": dict(self.writes_by_endpoint),
+            "writes_refused": dict(self.writes_refused),
         }
 
 
@@ -134,6 +139,7 @@ class Simulator:
         )
         self.store.listeners.append(self.webhooks.on_change)
         self.stats = Stats()
+        self.writes = Writes(self.store, self.activity, self.config, self.webhooks.emit)
         self.oauth = OAuth(self.config)
         self.url: str | None = None
         self.app = self._build_app()
@@ -169,6 +175,7 @@ class Simulator:
         finally:
             if live is not None:
                 live.cancel()
+            await self.writes.stop()
             await self.webhooks.stop()
 
     async def _live(self) -> None:
@@ -265,6 +272,9 @@ class Simulator:
             return self._me(request, headers)
         if path == "webhook_subscriptions" or path.startswith("webhook_subscriptions/"):
             return await self._subscriptions(request, path, headers)
+        endpoint = self.writes.endpoint(request.method, path)
+        if endpoint is not None:
+            return await self._write(request, endpoint, path, headers)
         stream = BY_PATH.get(path)
         record_id = None
         if stream is None:
@@ -278,6 +288,17 @@ class Simulator:
         if record_id is None:
             return self._list(request, stream, headers)
         return self._record(request, stream, record_id, headers)
+
+    async def _write(self, request: Request, endpoint: str, path: str, headers: dict[str, str]) -> Response:
+        """People, cadence memberships and bulk jobs (writes.py); counted in /__sim/stats."""
+        if request.method != "GET":
+            self.stats.writes_by_endpoint[endpoint] += 1
+        try:
+            return json_response(200, await self.writes.handle(request, endpoint, path), headers)
+        except Refused as error:
+            if request.method != "GET":
+                self.stats.writes_refused[endpoint] += 1
+            raise RequestError(error.status, error.payload) from None
 
     def _me(self, request: Request, headers: dict[str, str]) -> Response:
         if request.method != "GET":
@@ -353,6 +374,12 @@ class Simulator:
             if raw_ids:
                 filtering["ids"] = raw_ids
                 ids = tuple(i for i in map(table.coerce_id, raw_ids) if i is not None)
+            try:
+                matching = self.writes.filter_ids(stream.name, params, filtering)
+            except Refused as error:
+                raise RequestError(error.status, error.payload) from None
+            if matching is not None:
+                ids = tuple(matching if ids is None else matching.intersection(ids))
             query = Query(
                 **bounds,
                 ids=ids,
@@ -445,6 +472,7 @@ class Simulator:
         stats["webhook_deliveries"] = {
             key: self.webhooks.counters[key] for key in ("sent", "failed", "dropped", "duplicates")
         }
+        stats["write_outcomes"] = dict(self.writes.outcomes)
         stats["budget"] = {
             "budget": self.limiter.budget,
             "window_seconds": self.limiter.window_seconds,
@@ -455,6 +483,7 @@ class Simulator:
     async def _sim_stats_reset(self, request: Request) -> Response:
         self.stats.reset()
         self.webhooks.counters.clear()
+        self.writes.outcomes.clear()
         return json_response(200, self.stats.describe())
 
     async def _sim_truth(self, request: Request) -> Response:

@@ -121,8 +121,14 @@ class Webhooks:
     def on_change(self, change: Change) -> None:
         """Store listener: schedules the deliveries of one change (any thread)."""
         event = event_type(change)
+        if event is not None:
+            self.emit(event, change.record)
+
+    def emit(self, event: str, record: dict[str, Any]) -> None:
+        """Schedules the deliveries of one event about `record` (any thread); also for
+        events of things that are no stream, such as bulk_job_completed."""
         loop = self._loop
-        if event is None or loop is None:
+        if loop is None:
             return
         with self._lock:
             targets = [
@@ -130,13 +136,13 @@ class Webhooks:
             ]
         if not targets:
             return
-        body = orjson.dumps(change.record)
+        body = orjson.dumps(record)
         for subscription in targets:
             copies = 2 if self._rng.random() < self.duplicate_rate else 1
             for copy in range(copies):
                 entry = {
                     "event_type": event,
-                    "id": change.record.get("id"),
+                    "id": record.get("id"),
                     "subscription_id": subscription["id"],
                     "status": None,
                     "attempts": 0,
