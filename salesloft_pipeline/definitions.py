@@ -22,6 +22,7 @@ from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
 from salesloft_pipeline.defs.webhooks.jobs import webhook_apply_job
 from salesloft_pipeline.defs.webhooks.resources import EventStoreResource
 from salesloft_pipeline.defs.webhooks.sensors import salesloft_webhooks_sensor
+from salesloft_pipeline.defs.writeback.assets import WRITEBACK_ASSETS, writeback_job
 
 
 def _env(name: str) -> dg.EnvVar | None:
@@ -31,9 +32,9 @@ def _env(name: str) -> dg.EnvVar | None:
 
 
 defs = dg.Definitions(
-    assets=[*EXTRACT_ASSETS, *STAGING_ASSETS, *ENGAGEMENT_ASSETS],
+    assets=[*EXTRACT_ASSETS, *STAGING_ASSETS, *ENGAGEMENT_ASSETS, *WRITEBACK_ASSETS],
     asset_checks=[*EXTRACT_CHECKS, *ENGAGEMENT_CHECKS],
-    jobs=[incremental_job, full_refresh_job, engagement_job, webhook_apply_job],
+    jobs=[incremental_job, full_refresh_job, engagement_job, webhook_apply_job, writeback_job],
     schedules=[salesloft_incremental_schedule, full_refresh_schedule],
     sensors=[
         engagement_late_updates_sensor,

@@ -1,0 +1,1 @@
+"""Write-back: warehouse tables (`writeback.*`) say what SalesLoft should contain; assets make it so."""
