@@ -509,6 +509,22 @@ def test_an_unreachable_postgres_store_is_named_without_its_password(sim: Simula
     assert counts(inspect)["refreshes"] == 0  # no refresh without a place to keep its result
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://pipeline:s3cr3t%pw-991@127.0.0.1/tokens",  # an unencoded %: libpq quotes the password
+        "postgresql://pipeline:s3cr3t-pw-991@[bad/tokens",  # libpq quotes the whole URL
+        "postgresql://pipeline:s3cr3t-pw-991@127.0.0.1/tokens?sslmode=bogus",
+        "postgresql://pipeline:s3cr3t%2Dpw-991@127.0.0.1:9/tokens",  # percent-encoded
+    ],
+)
+def test_a_malformed_postgres_store_url_is_refused_without_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        with PostgresTokenStore(url, connect_timeout=2).locked("client") as slot:
+            slot.read()
+    assert "s3cr3t" not in str(raised.value) and "SALESLOFT_OAUTH_STORE_URL" in str(raised.value)
+
+
 def test_default_store_is_under_the_pipeline_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SALESLOFT_PIPELINE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("SALESLOFT_OAUTH_STORE_URL", raising=False)

@@ -28,9 +28,11 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -332,6 +334,13 @@ class PostgresTokenStore(TokenStore):
     def __repr__(self) -> str:
         return f"PostgresTokenStore({self.describe()!r})"
 
+    def _secret_parts(self) -> tuple[str, ...]:
+        """The URL and its password as written and percent-decoded (longest first, for _scrub)."""
+        url = self._url.get_secret_value()
+        match = re.match(r"[^:]+://[^:@/]*:([^@]*)@", url)
+        password = match.group(1) if match else ""
+        return (url, password, urllib.parse.unquote(password))
+
     @contextlib.contextmanager
     def locked(self, key: str) -> Iterator[TokenSlot]:
         import psycopg2
@@ -357,7 +366,8 @@ class PostgresTokenStore(TokenStore):
             conn.close()
 
     def _failed(self, error: Exception, what: str) -> ConfigError:
-        first = (str(error).strip().splitlines() or [""])[0]
+        # libpq echoes the URL, or the password in it, in some "invalid dsn" messages.
+        first = _scrub((str(error).strip().splitlines() or [""])[0], self._secret_parts())
         return ConfigError(
             f"the OAuth token store {self.describe()} {what} ({type(error).__name__}: {first[:200]}):"
             f" check {STORE_VARIABLE} (the user must be allowed to create and write table {POSTGRES_TABLE})."
