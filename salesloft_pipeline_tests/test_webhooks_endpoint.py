@@ -314,3 +314,10 @@ def test_events_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         open_event_store("mysql://h/db")
     with pytest.raises(ValueError, match="never the warehouse"):
         open_event_store(str(tmp_path / "warehouse.duckdb"))
+
+
+def test_an_invalid_postgres_url_is_refused_without_its_password() -> None:
+    store = open_event_store("postgresql://pipeline:s3cr3t-pw@[bad/events")  # libpq would quote it whole
+    with pytest.raises(ValueError, match="SALESLOFT_EVENTS_URL") as raised:
+        store.count()
+    assert "s3cr3t" not in str(raised.value) and raised.value.__suppress_context__

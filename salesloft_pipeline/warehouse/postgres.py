@@ -45,7 +45,10 @@ class PostgresWarehouse(Warehouse):
     @contextlib.contextmanager
     def connection(self) -> Iterator[_Cursor]:
         dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        conn = psycopg2.connect(dsn, options="-c timezone=UTC")
+        try:
+            conn = psycopg2.connect(dsn, options="-c timezone=UTC")
+        except psycopg2.ProgrammingError:  # an invalid DSN: libpq's message quotes it, password included
+            raise ValueError(f"SALESLOFT_WAREHOUSE_URL is not a valid Postgres URL: {self.describe()}") from None
         try:
             with conn, conn.cursor() as cursor:  # commits on success, rolls back on error
                 yield _Cursor(cursor)

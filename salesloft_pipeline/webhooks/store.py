@@ -282,7 +282,10 @@ class PostgresEventStore(EventStore):
         from sqlalchemy.engine import make_url
 
         dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        return psycopg2.connect(dsn, connect_timeout=10, options="-c timezone=UTC")
+        try:
+            return psycopg2.connect(dsn, connect_timeout=10, options="-c timezone=UTC")
+        except psycopg2.ProgrammingError:  # an invalid DSN: libpq's message quotes it, password included
+            raise ValueError(f"SALESLOFT_EVENTS_URL is not a valid Postgres URL: {self.describe()}") from None
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[Any]:
