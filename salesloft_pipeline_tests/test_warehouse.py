@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from salesloft_pipeline.warehouse import Column, RawTable, Warehouse, open_warehouse
-from salesloft_pipeline_tests.postgres import postgres_url  # noqa: F401 - fixture
+from salesloft_pipeline_tests.postgres import fresh_database, postgres_url  # noqa: F401 - fixture
 
 EMAILS = RawTable(
     "emails",
@@ -144,3 +146,90 @@ def test_concurrent_processes_take_turns_on_one_duckdb_file(tmp_path: Path) -> N
     assert [w.exitcode for w in workers] == [0, 0, 0]
     counts = open_warehouse(path).query("SELECT _partition, count(*), count(DISTINCT id) FROM raw.emails GROUP BY 1")
     assert len(counts) == 9 and all(total == distinct == 200 for _, total, distinct in counts)
+
+
+# -- Postgres: several runs write at once (a backfill, the schedule, webhook applies) ------------
+def _at_once(action: Callable[[int], object], workers: int = 6) -> list[str]:
+    """Runs action(0..workers-1) in threads released together; the errors they raised."""
+    barrier = threading.Barrier(workers)
+    errors: list[str] = []
+
+    def work(n: int) -> None:
+        barrier.wait()
+        try:
+            action(n)
+        except Exception as error:
+            errors.append(f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return errors
+
+
+def test_postgres_setup_of_a_new_warehouse_at_once() -> None:
+    with fresh_database("slp_setup_race") as url:
+        wh = open_warehouse(url)
+        assert _at_once(lambda _: wh.setup([EMAILS, GROUPS])) == []
+        assert {"emails", "groups", "_loads", "_tombstones", "_rejected"} <= wh.tables("raw")
+
+
+def test_postgres_loads_of_one_day_at_once_leave_each_id_once(postgres_url: str) -> None:  # noqa: F811
+    wh = open_warehouse(postgres_url)
+    wh.execute_script("DROP SCHEMA IF EXISTS raw CASCADE")
+    wh.setup([EMAILS])
+    # Each load replaces the day with its own version of the same 2,000 emails.
+    versions = [[email(i, f"2026-01-01T{10 + n}:00:00Z") for i in range(2000)] for n in range(6)]
+    assert _at_once(lambda n: wh.replace_partition(EMAILS, DAY, versions[n])) == []
+    [(rows, distinct)] = wh.query("SELECT count(*), count(DISTINCT id) FROM raw.emails")
+    assert rows == distinct == 2000
+    # One load won whole: every row carries the same version.
+    assert wh.query("SELECT count(DISTINCT updated_at) FROM raw.emails") == [(1,)]
+    assert wh.query("SELECT count(*) FROM raw._loads") == [(1,)]
+
+
+def test_postgres_deletes_and_full_refreshes_at_once(postgres_url: str) -> None:  # noqa: F811
+    wh = open_warehouse(postgres_url)
+    wh.execute_script("DROP SCHEMA IF EXISTS raw CASCADE")
+    wh.setup([EMAILS, GROUPS])
+    wh.replace_snapshot(GROUPS, [{"id": i} for i in range(10)])
+
+    def delete_or_refresh(n: int) -> None:
+        if n % 2:
+            wh.replace_snapshot(GROUPS, [{"id": i} for i in range(5)])
+        else:
+            wh.mark_deleted("emails", [(i, "2026-01-01T00:00:00Z") for i in range(50)])
+
+    assert _at_once(delete_or_refresh) == []
+    assert wh.query("SELECT stream, count(*) FROM raw._tombstones GROUP BY 1 ORDER BY 1") == [
+        ("emails", 50),
+        ("groups", 5),
+    ]
+
+
+def test_postgres_rebuilds_of_one_table_at_once(postgres_url: str) -> None:  # noqa: F811
+    wh = open_warehouse(postgres_url)
+    wh.execute_script("DROP SCHEMA IF EXISTS raw CASCADE; DROP SCHEMA IF EXISTS staging CASCADE")
+    wh.setup([EMAILS])
+    wh.replace_partition(EMAILS, DAY, [email(i) for i in range(100)])
+    rebuild = "DROP TABLE IF EXISTS staging.emails; CREATE TABLE staging.emails AS SELECT * FROM raw.emails;"
+    rebuild += wh.indexes_sql("staging.emails", [("updated_at",), ("user_id", "updated_at")], analyze=True)
+    assert _at_once(lambda _: wh.execute_script(rebuild, serialise="staging.emails")) == []
+    assert wh.query("SELECT count(*) FROM staging.emails") == [(100,)]
+    indexes = wh.query("SELECT indexname FROM pg_indexes WHERE schemaname = 'staging' ORDER BY 1")
+    assert indexes == [("emails__updated_at",), ("emails__user_id_updated_at",)]
+
+
+def test_only_postgres_gets_indexes(tmp_path: Path) -> None:
+    assert open_warehouse(str(tmp_path / "w.duckdb")).indexes_sql("staging.emails", [("sent_at",)]) == ""
+    sql = open_warehouse("postgresql://u@h/d").indexes_sql("engagement.x", [("activity_day",)])
+    assert sql == "CREATE INDEX IF NOT EXISTS x__activity_day ON engagement.x (activity_day);\n"
+
+
+def test_an_invalid_postgres_url_is_refused_without_its_password() -> None:
+    warehouse = open_warehouse("postgresql://pipeline:s3cr3t-pw@[bad/warehouse")  # libpq would quote it whole
+    with pytest.raises(ValueError, match="SALESLOFT_WAREHOUSE_URL") as raised:
+        warehouse.query("SELECT 1")
+    assert "s3cr3t" not in str(raised.value) and raised.value.__suppress_context__

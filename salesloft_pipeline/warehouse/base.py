@@ -49,6 +49,7 @@ class Warehouse(ABC):
         """Creates schemas and tables, adding columns that new table specs name."""
         t = self.TYPES
         with self.connection() as conn:
+            self._serialise(conn, "setup")  # CREATE ... IF NOT EXISTS races with itself on Postgres
             for schema in SCHEMAS:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             conn.execute(
@@ -92,6 +93,9 @@ class Warehouse(ABC):
         extracted_at = extracted_at or datetime.now(timezone.utc)
         rows = to_rows(table, records, partition, extracted_at)
         with self.connection() as conn:
+            # Two loads of one day at once (a backfill and the schedule) would each
+            # miss the other's uncommitted rows and both insert theirs.
+            self._serialise(conn, f"{table.qualified}/{partition}")
             conn.execute(f"DELETE FROM {table.qualified} WHERE _partition = {self.PARAM}", [partition])
             self._insert_rows(conn, table.qualified, column_names(table), rows)
             self._replace_rejected(conn, table.name, partition, rejected, extracted_at)
@@ -119,6 +123,7 @@ class Warehouse(ABC):
             f" AND x.id = CAST({table.qualified}.id AS {text}))"
         )
         with self.connection() as conn:
+            self._serialise(conn, f"deletions/{table.name}")
             previous = conn.execute(
                 f"SELECT CAST(id AS {text}), max(CAST(record ->> 'updated_at' AS {timestamp}))"
                 f" FROM {table.qualified} WHERE {not_tombstoned} GROUP BY id",
@@ -151,6 +156,7 @@ class Warehouse(ABC):
         now = datetime.now(timezone.utc)
         count = 0
         with self.connection() as conn:
+            self._serialise(conn, f"deletions/{stream}")
             for record_id, updated_at in deletions:
                 self._tombstone(conn, stream, str(record_id), utc(updated_at), now, source)
                 count += 1
@@ -175,13 +181,31 @@ class Warehouse(ABC):
         with self.connection() as conn:
             return conn.execute(sql, list(params)).fetchall()
 
-    def execute_script(self, sql: str) -> None:
-        """Runs SQL statements (a staging or mart model) in one transaction."""
+    def execute_script(self, sql: str, serialise: str | None = None) -> None:
+        """Runs SQL statements (a staging or mart model) in one transaction.
+
+        Scripts given the same `serialise` name (the table they rebuild) run
+        one after another, never interleaved."""
         with self.connection() as conn:
+            if serialise:
+                self._serialise(conn, serialise)
             conn.execute(sql)  # both engines run several statements in one call
+
+    def indexes_sql(self, table: str, indexes: Sequence[Sequence[str]], analyze: bool = False) -> str:
+        """SQL that gives `table` these indexes (column lists) if it lacks them, and
+        with `analyze` fresh planner statistics. Postgres needs them to find one
+        day's rows without scanning everything; DuckDB's zone maps do that
+        already, and its indexes would slow every load, so there it is empty."""
+        return ""
 
     # -- helpers -------------------------------------------------------------
     PARAM = "?"
+
+    def _serialise(self, conn: Any, key: str) -> None:
+        """Makes transactions that name the same `key` run one after another.
+
+        Nothing to do where only one writer at a time can open the warehouse
+        (DuckDB); Postgres takes a lock held until the transaction ends."""
 
     def _replace_rejected(
         self, conn: Any, stream: str, partition: date | None, rejected: Sequence[Rejected], at: datetime

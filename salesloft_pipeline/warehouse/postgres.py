@@ -1,9 +1,15 @@
-"""The team warehouse: Postgres."""
+"""The team warehouse: Postgres.
+
+Several runs write at once here (a backfill, the schedule, webhook applies),
+each in its own process. Writers of the same thing (one day of one table,
+one stream's tombstones, one staging table, the schema) take a transaction
+advisory lock on its name first, so they queue instead of interleaving.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg2
@@ -11,6 +17,7 @@ import psycopg2.extras
 from sqlalchemy.engine import make_url
 
 from .base import Warehouse
+from .tables import RawTable
 
 
 class _Cursor:
@@ -54,6 +61,35 @@ class PostgresWarehouse(Warehouse):
                 yield _Cursor(cursor)
         finally:
             conn.close()
+
+    def _serialise(self, conn: _Cursor, key: str) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"salesloft_pipeline:{key}"])
+
+    def _create_raw_table(self, conn: _Cursor, table: RawTable) -> None:
+        """As on DuckDB, but ALTER only for columns really missing.
+
+        ALTER TABLE takes an exclusive lock even when the column exists, which
+        would make every run's setup wait for (and block) every reader of the table."""
+        schema, name = table.qualified.split(".")
+        present = {
+            column
+            for (column,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                [schema, name],
+            ).fetchall()
+        }
+        if present and all(c.name in present for c in table.columns):
+            return
+        super()._create_raw_table(conn, table)
+
+    def indexes_sql(self, table: str, indexes: Sequence[Sequence[str]], analyze: bool = False) -> str:
+        statements = [
+            f"CREATE INDEX IF NOT EXISTS {table.split('.')[-1]}__{'_'.join(columns)} ON {table} ({', '.join(columns)});\n"
+            for columns in indexes
+        ]
+        if analyze:  # CREATE TABLE AS leaves the planner without statistics until autovacuum comes by
+            statements.append(f"ANALYZE {table};\n")
+        return "".join(statements)
 
     def _insert_rows(self, conn: _Cursor, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
         if not rows:

@@ -12,9 +12,10 @@
 --                     first email sent or call made to the person in that
 --                     cadence at or after added_at), with the wait in seconds.
 -- The marts aggregate this table. Rows for days {first_day}..{last_day} only
--- ({start} and {end} are the UTC instants that bound those days).
+-- ({start} and {end} are the UTC instants that bound those days; the CTEs read
+-- more than once are inlined on Postgres, so that they are filtered to those days).
 WITH
-sent_emails AS (
+sent_emails AS {inline} (
     SELECT id, sent_at, user_id, recipient_id, cadence_id, step_id,
            COALESCE(bounced, FALSE) AS bounced,
            COALESCE(views, 0) AS views, COALESCE(clicks, 0) AS clicks, COALESCE(replies, 0) AS replies
@@ -22,7 +23,7 @@ sent_emails AS (
     WHERE sent_at IS NOT NULL
       AND status IN ('sent', 'sent_from_gmail', 'sent_from_external')
 ),
-calls AS (
+calls AS {inline} (
     SELECT id, created_at, user_id, called_person_id, cadence_id, step_id, duration, disposition, sentiment,
            (LOWER(disposition) = 'connected' OR COALESCE(connected, FALSE)) IS TRUE AS connected
     FROM staging.calls

@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from salesloft_pipeline.salesloft import STREAMS, Stream
+from salesloft_pipeline.warehouse import Warehouse
 
 from ..extract.assets import raw_asset_key
 from ..extract.tables import raw_table
@@ -27,6 +28,26 @@ def staging_sql(stream: Stream) -> str:
     columns = ",\n" + own.read_text() if own.exists() else ""
     template = (SQL_DIR / "staging" / "_latest_version.sql").read_text()
     return template.replace("{columns}", columns).replace("{stream}", stream.name)
+
+
+# Postgres indexes on what the engagement SQL looks rows up by: the activity's
+# time (one day's rows) and, for first touches, the person and cadence touched.
+STAGING_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "emails": (("sent_at",), ("recipient_id", "cadence_id", "sent_at")),
+    "calls": (("created_at",), ("called_person_id", "cadence_id", "created_at")),
+    "cadence_memberships": (("added_at",), ("person_id", "cadence_id")),
+    "meetings": (("created_at",),),
+    "successes": (("succeeded_at",),),
+}
+
+
+def staging_indexes_sql(wh: Warehouse, stream: str) -> str:
+    return wh.indexes_sql(f"staging.{stream}", STAGING_INDEXES.get(stream, ()), analyze=True)
+
+
+def rebuild_staging(wh: Warehouse, stream: Stream) -> None:
+    """Replaces staging.<stream> in one transaction; rebuilds of one stream queue, never interleave."""
+    wh.execute_script(staging_sql(stream) + staging_indexes_sql(wh, stream.name), serialise=f"staging.{stream.name}")
 
 
 def staging_asset_key(stream: Stream) -> dg.AssetKey:
@@ -48,7 +69,7 @@ def build_staging_asset(stream: Stream) -> dg.AssetsDefinition:
     def staging(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         wh = warehouse.open()
         wh.setup([table])
-        wh.execute_script(staging_sql(stream))
+        rebuild_staging(wh, stream)
         [(rows,)] = wh.query(f"SELECT count(*) FROM staging.{stream.name}")
         return dg.MaterializeResult(metadata={"dagster/row_count": rows})
 

@@ -22,7 +22,7 @@ from salesloft_pipeline.warehouse.tables import to_row, utc
 from salesloft_pipeline.webhooks import StoredEvent, action_for
 
 from ..extract.tables import raw_table
-from ..staging.assets import staging_sql
+from ..staging.assets import rebuild_staging
 
 
 @dataclass
@@ -110,5 +110,5 @@ def apply_plan(wh: Warehouse, batch: Plan) -> list[str]:
         if changes.deletions:
             wh.mark_deleted(stream, changes.deletions.items(), source="webhook")
     for stream in streams:
-        wh.execute_script(staging_sql(BY_NAME[stream]))
+        rebuild_staging(wh, BY_NAME[stream])
     return streams
