@@ -1,4 +1,4 @@
-"""The Dagster extraction and staging assets against the simulator, on a real DuckDB file."""
+"""The Dagster extraction and staging assets against the simulator, on a real DuckDB file and the real Postgres."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
 from salesloft_pipeline.salesloft import STREAMS, BY_NAME
 from salesloft_pipeline.simulator import Simulator, SimulatorConfig
 from salesloft_pipeline.warehouse import open_warehouse
+from salesloft_pipeline_tests.postgres import fresh_database
 
 DAYS = 6
 # The scope-gated email_contents stream reads the same emails; the simulator's
@@ -42,10 +43,20 @@ def sim() -> Iterator[Simulator]:
         yield simulator
 
 
-def resources(sim: Simulator, path: Path) -> dict[str, object]:
+@pytest.fixture(params=["duckdb", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The warehouse of one test: a DuckDB file, or a fresh database on the test Postgres."""
+    if request.param == "duckdb":
+        yield str(tmp_path / "warehouse.duckdb")
+    else:
+        with fresh_database("slp_extract") as database:
+            yield database
+
+
+def resources(sim: Simulator, url: str) -> dict[str, object]:
     return {
         "salesloft": SalesloftResource(api_key=sim.api_key, base_url=sim.base_url),
-        "warehouse": WarehouseResource(url=str(path)),
+        "warehouse": WarehouseResource(url=url),
     }
 
 
@@ -54,16 +65,16 @@ def history_range(sim: Simulator) -> tuple[date, date]:
     return first, datetime.now(timezone.utc).date()
 
 
-def materialize_range(sim: Simulator, path: Path, keys: list[dg.AssetKey], first: date, last: date) -> dg.ExecuteInProcessResult:
+def materialize_range(sim: Simulator, url: str, keys: list[dg.AssetKey], first: date, last: date) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [a for a in EXTRACT_ASSETS if a.key in keys],
-        resources=resources(sim, path),
+        resources=resources(sim, url),
         tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
     )
 
 
-def materialize_unpartitioned(sim: Simulator, path: Path, assets: list[dg.AssetsDefinition]) -> None:
-    assert dg.materialize(assets, resources=resources(sim, path)).success
+def materialize_unpartitioned(sim: Simulator, url: str, assets: list[dg.AssetsDefinition]) -> None:
+    assert dg.materialize(assets, resources=resources(sim, url)).success
 
 
 def truth(sim: Simulator, stream: str) -> dict[object, datetime | None]:
@@ -71,17 +82,17 @@ def truth(sim: Simulator, stream: str) -> dict[object, datetime | None]:
     return {r["id"]: _utc(r["updated_at"]) for r in answer["records"]}
 
 
-def staging(path: Path, stream: str) -> dict[object, datetime | None]:
-    rows = open_warehouse(str(path)).query(f"SELECT id, updated_at FROM staging.{stream}")
+def staging(url: str, stream: str) -> dict[object, datetime | None]:
+    rows = open_warehouse(url).query(f"SELECT id, updated_at FROM staging.{stream}")
     return {record_id: updated_at for record_id, updated_at in rows}
 
 
-def load_everything(sim: Simulator, path: Path) -> None:
+def load_everything(sim: Simulator, url: str) -> None:
     first, last = history_range(sim)
     incremental = [raw_asset_key(s) for s in SIMULATED if s.incremental]
-    assert materialize_range(sim, path, incremental, first, last).success
-    materialize_unpartitioned(sim, path, [a for a in EXTRACT_ASSETS if a.key in {raw_asset_key(s) for s in SIMULATED if not s.incremental}])
-    materialize_unpartitioned(sim, path, STAGING_ASSETS)
+    assert materialize_range(sim, url, incremental, first, last).success
+    materialize_unpartitioned(sim, url, [a for a in EXTRACT_ASSETS if a.key in {raw_asset_key(s) for s in SIMULATED if not s.incremental}])
+    materialize_unpartitioned(sim, url, STAGING_ASSETS)
 
 
 def test_definitions_load() -> None:
@@ -94,45 +105,42 @@ def test_definitions_load() -> None:
     assert {f"staging/{s.name}" for s in STREAMS} <= keys
 
 
-def test_staging_equals_the_simulators_ground_truth_for_every_stream(sim: Simulator, tmp_path: Path) -> None:
-    path = tmp_path / "warehouse.duckdb"
-    load_everything(sim, path)
+def test_staging_equals_the_simulators_ground_truth_for_every_stream(sim: Simulator, url: str) -> None:
+    load_everything(sim, url)
     for stream in SIMULATED:
-        expected, actual = truth(sim, stream.name), staging(path, stream.name)
+        expected, actual = truth(sim, stream.name), staging(url, stream.name)
         assert set(actual) == set(expected), stream.name
         assert actual == expected, f"{stream.name}: latest updated_at differs"
 
 
-def test_reruns_and_overlapping_ranges_never_duplicate_and_keep_the_latest_version(sim: Simulator, tmp_path: Path) -> None:
-    path = tmp_path / "warehouse.duckdb"
+def test_reruns_and_overlapping_ranges_never_duplicate_and_keep_the_latest_version(sim: Simulator, url: str) -> None:
     first, last = history_range(sim)
     keys = [raw_asset_key(BY_NAME["emails"]), raw_asset_key(BY_NAME["people"])]
-    assert materialize_range(sim, path, keys, first, last).success
-    assert materialize_range(sim, path, keys, first + timedelta(days=2), last).success  # overlaps
+    assert materialize_range(sim, url, keys, first, last).success
+    assert materialize_range(sim, url, keys, first + timedelta(days=2), last).success  # overlaps
     httpx.post(f"{sim.url}/__sim/advance", json={"seconds": 4 * 3600}, timeout=60).raise_for_status()
-    assert materialize_range(sim, path, keys, last - timedelta(days=1), last).success
+    assert materialize_range(sim, url, keys, last - timedelta(days=1), last).success
     staging_assets = [a for a in STAGING_ASSETS if a.key.path[-1] in ("emails", "people")]
-    materialize_unpartitioned(sim, path, staging_assets)
-    wh = open_warehouse(str(path))
+    materialize_unpartitioned(sim, url, staging_assets)
+    wh = open_warehouse(url)
     for stream in ("emails", "people"):
         [(duplicates,)] = wh.query(
             f"SELECT count(*) FROM (SELECT _partition, id FROM raw.{stream} GROUP BY 1, 2 HAVING count(*) > 1) AS d"
         )
         assert duplicates == 0
         expected = truth(sim, stream)
-        actual = staging(path, stream)
+        actual = staging(url, stream)
         # Polling never sees deletes (webhooks do): every live record is there, in its latest version.
         assert {i: actual.get(i) for i in expected} == expected
 
 
-def test_a_rerun_of_a_complete_range_costs_nothing(sim: Simulator, tmp_path: Path) -> None:
-    path = tmp_path / "warehouse.duckdb"
+def test_a_rerun_of_a_complete_range_costs_nothing(sim: Simulator, url: str) -> None:
     first = (sim.config.anchor - timedelta(days=DAYS)).date()
     last = first + timedelta(days=2)  # days that ended long ago: complete once loaded
     keys = [raw_asset_key(BY_NAME["calls"])]
-    assert materialize_range(sim, path, keys, first, last).success
+    assert materialize_range(sim, url, keys, first, last).success
     before = httpx.get(f"{sim.url}/__sim/stats").json()["cost"]
-    result = materialize_range(sim, path, keys, first, last)
+    result = materialize_range(sim, url, keys, first, last)
     assert result.success
     assert httpx.get(f"{sim.url}/__sim/stats").json()["cost"] == before
     metadata = [e.materialization.metadata for e in result.get_asset_materialization_events()]
@@ -140,7 +148,7 @@ def test_a_rerun_of_a_complete_range_costs_nothing(sim: Simulator, tmp_path: Pat
 
     forced = dg.materialize(
         [a for a in EXTRACT_ASSETS if a.key in keys],
-        resources=resources(sim, path),
+        resources=resources(sim, url),
         tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
         run_config={"ops": {"salesloft__calls": {"config": {"force": True}}}},  # as the README shows
     )
@@ -150,17 +158,16 @@ def test_a_rerun_of_a_complete_range_costs_nothing(sim: Simulator, tmp_path: Pat
     assert days == {(first + timedelta(days=n)).isoformat() for n in range(3)}
 
 
-def test_full_refresh_marks_records_missing_from_the_list_as_deleted(sim: Simulator, tmp_path: Path) -> None:
-    path = tmp_path / "warehouse.duckdb"
+def test_full_refresh_marks_records_missing_from_the_list_as_deleted(sim: Simulator, url: str) -> None:
     steps = [a for a in EXTRACT_ASSETS if a.key == raw_asset_key(BY_NAME["steps"])]
     staging_steps = [a for a in STAGING_ASSETS if a.key.path[-1] == "steps"]
-    materialize_unpartitioned(sim, path, steps + staging_steps)
-    victim = sorted(staging(path, "steps"))[0]
+    materialize_unpartitioned(sim, url, steps + staging_steps)
+    victim = sorted(staging(url, "steps"))[0]
     httpx.post(f"{sim.url}/__sim/delete", json={"stream": "steps", "id": victim}).raise_for_status()
-    materialize_unpartitioned(sim, path, steps + staging_steps)
-    assert victim not in staging(path, "steps")
-    assert set(staging(path, "steps")) == set(truth(sim, "steps"))
-    wh = open_warehouse(str(path))
+    materialize_unpartitioned(sim, url, steps + staging_steps)
+    assert victim not in staging(url, "steps")
+    assert set(staging(url, "steps")) == set(truth(sim, "steps"))
+    wh = open_warehouse(url)
     assert wh.query("SELECT id, source FROM raw._tombstones WHERE stream = 'steps'") == [(str(victim), "full_refresh")]
     assert wh.query(f"SELECT count(*) FROM raw.steps WHERE id = {victim}") == [(1,)]  # remembered, not live
 
@@ -188,15 +195,22 @@ BACKFILL_SCRIPT = textwrap.dedent(
 )
 
 
-def test_a_killed_backfill_resumes_and_redoes_at_most_one_day(tmp_path: Path) -> None:
+def committed_days(url: str) -> dict:
+    """The committed days of raw.emails so far (none before the backfill made the tables)."""
+    if "://" not in url and not Path(url).exists():
+        return {}
+    wh = open_warehouse(url)
+    return wh.loaded_partitions("emails") if "_loads" in wh.tables("raw") else {}
+
+
+def test_a_killed_backfill_resumes_and_redoes_at_most_one_day(url: str) -> None:
     anchor = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
     # A slow budget (3 a second, 2 of them ours) makes the backfill take long enough to kill it midway.
     config = SimulatorConfig(seed=5, people=300, days=8, anchor=anchor, budget=3, window_seconds=1)
-    path = tmp_path / "warehouse.duckdb"
     first = (anchor - timedelta(days=8)).date()
     last = (anchor - timedelta(days=1)).date()
     with Simulator(config).serve() as sim:
-        args = [sys.executable, "-c", BACKFILL_SCRIPT, sim.base_url, sim.api_key, str(path), first.isoformat(), last.isoformat()]
+        args = [sys.executable, "-c", BACKFILL_SCRIPT, sim.base_url, sim.api_key, url, first.isoformat(), last.isoformat()]
         backfill = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 240
         committed: dict = {}
@@ -204,20 +218,19 @@ def test_a_killed_backfill_resumes_and_redoes_at_most_one_day(tmp_path: Path) ->
             assert backfill.poll() is None, "the backfill finished before it could be killed: " + backfill.stderr.read().decode()[-2000:]
             assert time.monotonic() < deadline, "no progress"
             time.sleep(0.25)
-            if path.exists():
-                committed = open_warehouse(str(path)).loaded_partitions("emails")
+            committed = committed_days(url)
         backfill.send_signal(signal.SIGKILL)
         backfill.wait()
-        committed = open_warehouse(str(path)).loaded_partitions("emails")
+        committed = open_warehouse(url).loaded_partitions("emails")
         assert 3 <= len(committed) < (last - first).days + 1
 
         rerun = subprocess.run(args, capture_output=True, timeout=600)
         assert rerun.returncode == 0, rerun.stderr.decode()[-3000:]
-        after = open_warehouse(str(path)).loaded_partitions("emails")
+        after = open_warehouse(url).loaded_partitions("emails")
         assert sorted(after) == [first + timedelta(days=n) for n in range((last - first).days + 1)]
         # Days committed before the kill were not read again.
         assert all(after[day] == committed[day] for day in committed)
-        wh = open_warehouse(str(path))
+        wh = open_warehouse(url)
         [(rows, distinct)] = wh.query("SELECT count(*), count(DISTINCT id) FROM raw.emails")
         assert rows == distinct
         expected = {
@@ -226,7 +239,7 @@ def test_a_killed_backfill_resumes_and_redoes_at_most_one_day(tmp_path: Path) ->
         assert {i for (i,) in wh.query("SELECT id FROM raw.emails")} == expected
 
 
-def test_backfill_from_the_command_line(sim: Simulator, tmp_path: Path) -> None:
+def test_backfill_from_the_command_line(sim: Simulator, tmp_path: Path, url: str) -> None:
     """`dagster asset materialize --partition-range` as the README shows it."""
     repo = Path(__file__).resolve().parents[1]
     home = tmp_path / "dagster_home"
@@ -239,7 +252,7 @@ def test_backfill_from_the_command_line(sim: Simulator, tmp_path: Path) -> None:
         "DAGSTER_HOME": str(home),
         "SALESLOFT_API_KEY": sim.api_key,
         "SALESLOFT_BASE_URL": sim.base_url,
-        "SALESLOFT_WAREHOUSE_URL": str(tmp_path / "warehouse.duckdb"),
+        "SALESLOFT_WAREHOUSE_URL": url,
     }
     command = [
         "dagster", "asset", "materialize", "-m", "salesloft_pipeline.definitions",
@@ -248,10 +261,10 @@ def test_backfill_from_the_command_line(sim: Simulator, tmp_path: Path) -> None:
     run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert sim.api_key not in run.stdout + run.stderr
-    loads = open_warehouse(str(tmp_path / "warehouse.duckdb")).loaded_partitions("meetings")
+    loads = open_warehouse(url).loaded_partitions("meetings")
     assert sorted(loads) == [first + timedelta(days=n) for n in range(4)]
     expected = {i for i, t in truth(sim, "meetings").items() if t is not None and first <= t.date() <= last}
-    rows = open_warehouse(str(tmp_path / "warehouse.duckdb")).query("SELECT id FROM raw.meetings")
+    rows = open_warehouse(url).query("SELECT id FROM raw.meetings")
     assert {i for (i,) in rows} == expected
 
 
@@ -295,17 +308,16 @@ def test_every_salesloft_asset_is_in_the_api_pool() -> None:
         assert asset.node_def.pool == "salesloft_api"
 
 
-def test_staging_checks_pass_on_loaded_data_and_catch_a_duplicate(sim: Simulator, tmp_path: Path) -> None:
+def test_staging_checks_pass_on_loaded_data_and_catch_a_duplicate(sim: Simulator, url: str) -> None:
     from salesloft_pipeline.defs.extract.checks import PRIMARY_KEY_CHECKS, REFERENCE_CHECKS
 
-    path = tmp_path / "warehouse.duckdb"
     wanted = {"emails", "people", "users"}
     first, last = history_range(sim)
-    assert materialize_range(sim, path, [raw_asset_key(BY_NAME[n]) for n in ("emails", "people")], first, last).success
-    materialize_unpartitioned(sim, path, [a for a in EXTRACT_ASSETS if a.key == raw_asset_key(BY_NAME["users"])])
+    assert materialize_range(sim, url, [raw_asset_key(BY_NAME[n]) for n in ("emails", "people")], first, last).success
+    materialize_unpartitioned(sim, url, [a for a in EXTRACT_ASSETS if a.key == raw_asset_key(BY_NAME["users"])])
     staging_assets = [a for a in STAGING_ASSETS if a.key.path[-1] in wanted]
     checks = [c for c in [*PRIMARY_KEY_CHECKS, *REFERENCE_CHECKS] if next(iter(c.check_keys)).asset_key.path[-1] in wanted]
-    result = dg.materialize([*staging_assets, *checks], resources=resources(sim, path))
+    result = dg.materialize([*staging_assets, *checks], resources=resources(sim, url))
     evaluations = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
     assert evaluations[("emails", "primary_key_unique_and_not_null")].passed
     # SalesLoft keeps the emails of deleted people: the warning counts them, as the truth does.
@@ -316,12 +328,12 @@ def test_staging_checks_pass_on_loaded_data_and_catch_a_duplicate(sim: Simulator
     assert references.metadata["dangling_recipient_id"].value == dangling
     assert references.passed == (dangling == 0 and references.metadata["dangling_user_id"].value == 0)
 
-    wh = open_warehouse(str(path))
+    wh = open_warehouse(url)
     wh.execute_script("INSERT INTO staging.emails SELECT * FROM staging.emails LIMIT 1")
     [pk_check] = [c for c in PRIMARY_KEY_CHECKS if next(iter(c.check_keys)).asset_key.path[-1] == "emails"]
     again = dg.materialize(
         [*staging_assets, pk_check],
-        resources=resources(sim, path),
+        resources=resources(sim, url),
         selection=dg.AssetSelection.checks(pk_check),
         raise_on_error=False,  # the check is blocking: its failure fails the run
     )

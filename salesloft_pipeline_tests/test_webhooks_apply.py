@@ -1,4 +1,6 @@
-"""The sensor and the apply job: webhook events reach raw tables and staging, deletes included."""
+"""The sensor and the apply job: webhook events reach raw tables and staging, deletes included.
+
+On DuckDB with the SQLite event store (the defaults) and on Postgres for both (a team's setup)."""
 
 from __future__ import annotations
 
@@ -25,9 +27,10 @@ from salesloft_pipeline.defs.webhooks.sensors import LOST_RUN_SECONDS, evaluate,
 from salesloft_pipeline.salesloft import BY_NAME, SalesloftClient
 from salesloft_pipeline.simulator import Simulator, SimulatorConfig
 from salesloft_pipeline.warehouse import open_warehouse
-from salesloft_pipeline.webhooks import APPLIED_EVENT_TYPES, NewEvent, Secrets, SQLiteEventStore
+from salesloft_pipeline.webhooks import APPLIED_EVENT_TYPES, EventStore, NewEvent, Secrets, open_event_store
 from salesloft_pipeline.webhooks.app import PATH, create_app
 from salesloft_pipeline.webhooks.subscriptions import list_subscriptions, subscribe, unsubscribe
+from salesloft_pipeline_tests.postgres import fresh_database
 
 SECRET = "apply-test-secret"
 POLLED = ["people", "accounts", "notes", "tasks", "emails", "cadence_memberships"]
@@ -51,10 +54,20 @@ def sim() -> Iterator[Simulator]:
         yield simulator
 
 
+@pytest.fixture(params=["duckdb+sqlite", "postgres"])
+def urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(warehouse, event store) of one test: DuckDB and SQLite files, or two fresh Postgres databases."""
+    if request.param == "postgres":
+        with fresh_database("slp_webhooks_wh") as warehouse, fresh_database("slp_webhooks_events") as events:
+            yield warehouse, events
+    else:
+        yield str(tmp_path / "warehouse.duckdb"), str(tmp_path / "events.sqlite")
+
+
 class Endpoint:
     """The real ASGI app under uvicorn, on loopback, in a thread."""
 
-    def __init__(self, store: SQLiteEventStore) -> None:
+    def __init__(self, store: EventStore) -> None:
         self.server = uvicorn.Server(
             uvicorn.Config(create_app(store, Secrets(SECRET)), host="127.0.0.1", port=0, log_level="warning", access_log=False)
         )
@@ -79,18 +92,18 @@ def truth(sim: Simulator, stream: str) -> dict[Any, datetime | None]:
     return {r["id"]: _utc(r["updated_at"]) for r in answer["records"]}
 
 
-def staging(wh_path: Path, stream: str) -> dict[Any, datetime | None]:
+def staging(wh_path: str, stream: str) -> dict[Any, datetime | None]:
     rows = open_warehouse(str(wh_path)).query(f"SELECT id, updated_at FROM staging.{stream}")
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)), f"staging.{stream} has duplicate ids"
     return {record_id: _utc(updated_at) for record_id, updated_at in rows}
 
 
-def resources(wh_path: Path, events_path: Path) -> dict[str, Any]:
+def resources(wh_path: str, events_path: str) -> dict[str, Any]:
     return {"warehouse": WarehouseResource(url=str(wh_path)), "events": EventStoreResource(url=str(events_path))}
 
 
-def run_sensor(instance: dg.DagsterInstance, cursor: str | None, wh_path: Path, events_path: Path,
+def run_sensor(instance: dg.DagsterInstance, cursor: str | None, wh_path: str, events_path: str,
                warehouse_url: str | None = None) -> tuple[str | None, list[dg.DagsterRun]]:
     """One sensor tick, then every run it asked for, executed in process as the daemon would."""
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"events": EventStoreResource(url=str(events_path))})
@@ -120,9 +133,9 @@ def wait_for_deliveries(sim: Simulator, timeout: float = 60) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-def test_end_to_end_deliveries_and_deletes_reach_staging(sim: Simulator, tmp_path: Path) -> None:
-    wh_path, events_path = tmp_path / "warehouse.duckdb", tmp_path / "events.sqlite"
-    store = SQLiteEventStore(events_path)
+def test_end_to_end_deliveries_and_deletes_reach_staging(sim: Simulator, urls: tuple[str, str]) -> None:
+    wh_path, events_path = urls
+    store = open_event_store(events_path)
     # History by polling, as the schedule would have loaded it.
     first = (sim.config.anchor - timedelta(days=3)).date()
     last = datetime.now(timezone.utc).date()
@@ -146,7 +159,10 @@ def test_end_to_end_deliveries_and_deletes_reach_staging(sim: Simulator, tmp_pat
             victim = sorted(truth(sim, stream))[0]
             assert httpx.post(f"{sim.url}/__sim/delete", json={"stream": stream, "id": victim}).status_code == 200
             deleted[stream] = victim
+        # This test's deliveries only: the module's simulator also served the other engine's run.
+        mine = {sub["id"] for sub in list_subscriptions(client) if sub["callback_url"] == url}
         deliveries = wait_for_deliveries(sim)
+        deliveries["deliveries"] = [d for d in deliveries["deliveries"] if d["subscription_id"] in mine]
         assert all(d["delivered"] for d in deliveries["deliveries"]), "some deliveries failed"
         assert any(d["duplicate"] for d in deliveries["deliveries"]), "no duplicate delivery to test against"
 
@@ -203,7 +219,7 @@ def test_subscribe_updates_a_rotated_token_and_reenables(sim: Simulator) -> None
 
 
 # -- failures: runs, ticks, restarts ---------------------------------------------------
-def _append(store: SQLiteEventStore, events: list[tuple[str, dict[str, Any]]]) -> None:
+def _append(store: EventStore, events: list[tuple[str, dict[str, Any]]]) -> None:
     store.setup()
     store.append_many([NewEvent(kind, json.dumps(body).encode(), True, time.time()) for kind, body in events])
 
@@ -212,14 +228,16 @@ def _person(record_id: int, updated_at: str, **fields: Any) -> dict[str, Any]:
     return {"id": record_id, "updated_at": updated_at, "created_at": "2026-01-01T00:00:00Z", **fields}
 
 
-def test_a_failed_run_is_asked_for_again_and_nothing_is_lost_or_doubled(tmp_path: Path) -> None:
-    wh_path, events_path = tmp_path / "warehouse.duckdb", tmp_path / "events.sqlite"
-    store = SQLiteEventStore(events_path)
+def test_a_failed_run_is_asked_for_again_and_nothing_is_lost_or_doubled(tmp_path: Path, urls: tuple[str, str]) -> None:
+    wh_path, events_path = urls
+    store = open_event_store(events_path)
     _append(store, [("person_created", _person(1, "2026-01-01T10:00:00Z")), ("person_created", _person(2, "2026-01-01T10:00:00Z"))])
     instance = dg.DagsterInstance.ephemeral()
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    cursor, runs = run_sensor(instance, None, wh_path, events_path, warehouse_url=str(blocker / "wh.duckdb"))
+    # A warehouse that cannot be opened: a file in place of a folder, or a database that does not exist.
+    unreachable = str(blocker / "wh.duckdb") if "://" not in wh_path else wh_path.rsplit("/", 1)[0] + "/slp_no_such_db"
+    cursor, runs = run_sensor(instance, None, wh_path, events_path, warehouse_url=unreachable)
     assert [r.status for r in runs] == [dg.DagsterRunStatus.FAILURE]
     assert json.loads(cursor)["requested_through"] == 2  # requested, so the cursor moved...
     assert json.loads(cursor)["outstanding"] == {"0-2": [1, pytest.approx(time.time(), abs=60)]}  # ...but kept
@@ -244,7 +262,7 @@ def test_a_failed_run_is_asked_for_again_and_nothing_is_lost_or_doubled(tmp_path
 
 
 def test_a_requested_run_that_never_appeared_is_asked_for_again(tmp_path: Path) -> None:
-    store = SQLiteEventStore(tmp_path / "events.sqlite")
+    store = open_event_store(str(tmp_path / "events.sqlite"))
     _append(store, [("note_created", {"id": 5, "updated_at": "2026-01-01T10:00:00Z"})])
     instance = dg.DagsterInstance.ephemeral()
     first, cursor, _ = evaluate(instance, store.last_seq(), None)
@@ -256,8 +274,8 @@ def test_a_requested_run_that_never_appeared_is_asked_for_again(tmp_path: Path) 
 
 
 def test_a_tick_that_errors_moves_nothing(tmp_path: Path) -> None:
-    events_path = tmp_path / "events.sqlite"
-    store = SQLiteEventStore(events_path)
+    events_path = str(tmp_path / "events.sqlite")
+    store = open_event_store(events_path)
     _append(store, [("note_created", {"id": 5, "updated_at": "2026-01-01T10:00:00Z"})])
     instance = dg.DagsterInstance.ephemeral()
     broken = tmp_path / "missing-dir" / "events.sqlite"
@@ -267,13 +285,13 @@ def test_a_tick_that_errors_moves_nothing(tmp_path: Path) -> None:
     with pytest.raises(Exception):
         salesloft_webhooks_sensor(bad_cursor_context)
     assert bad_cursor_context.cursor == "not json"
-    cursor, runs = run_sensor(instance, None, tmp_path / "wh.duckdb", events_path)
+    cursor, runs = run_sensor(instance, None, str(tmp_path / "wh.duckdb"), events_path)
     assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
 
 
-def test_apply_is_idempotent_and_order_free(tmp_path: Path) -> None:
-    wh_path, events_path = tmp_path / "warehouse.duckdb", tmp_path / "events.sqlite"
-    store = SQLiteEventStore(events_path)
+def test_apply_is_idempotent_and_order_free(urls: tuple[str, str]) -> None:
+    wh_path, events_path = urls
+    store = open_event_store(events_path)
     _append(store, [
         ("person_deleted", _person(7, "2026-01-02T00:00:00Z")),       # the delete first...
         ("person_updated", _person(7, "2026-01-01T00:00:00Z")),       # ...then an older version: stays deleted
