@@ -8,6 +8,12 @@ The pipeline keeps 10% of the budget for the rest of the team, so its own
 floor is that divided by 0.9.
 
     python bench/bench_backfill.py [--people 4100] [--days 90] [--budget 60] [--window-seconds 6]
+        [--warehouse postgresql://...]
+
+`--warehouse` takes SALESLOFT_WAREHOUSE_URL's format (an empty Postgres
+database, or a DuckDB file; default a DuckDB file in a temporary folder).
+`--budget 0` turns SalesLoft's rate limit off: the figures are then the
+pipeline's own speed, API client, Dagster and warehouse writes together.
 
 Prints one JSON line: wall time against both floors, API cost per 100
 records, peak memory of the backfill process, and the cost and time of a
@@ -45,6 +51,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--budget", type=int, default=60)
     parser.add_argument("--window-seconds", type=float, default=6.0)
+    parser.add_argument("--warehouse", default=None, help="warehouse URL (default: a temporary DuckDB file)")
     args = parser.parse_args()
 
     # History ends two days ago, so every day of the range is complete once loaded.
@@ -68,7 +75,7 @@ def main() -> None:
                 "salesloft": SalesloftResource(
                     api_key=KEY, base_url=f"{root}/v2", window_seconds=args.window_seconds, budget_share=SHARE
                 ),
-                "warehouse": WarehouseResource(url=str(Path(folder) / "warehouse.duckdb")),
+                "warehouse": WarehouseResource(url=args.warehouse or str(Path(folder) / "warehouse.duckdb")),
             }
             tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
 
@@ -91,18 +98,21 @@ def main() -> None:
         server.wait(30)
 
     per_second = args.budget / args.window_seconds
-    floor = records / 100 / per_second
+    floor = records / 100 / per_second if per_second else None
+    engine = "postgres" if args.warehouse and "://" in args.warehouse else "duckdb"
     print(json.dumps({
         "benchmark": "backfill",
+        "warehouse": engine,
         "people": args.people,
         "days": args.days,
         "streams": len(incremental),
         "records": records,
         "budget_per_second": per_second,
         "seconds": round(seconds, 1),
-        "floor_seconds_full_budget": round(floor, 1),
-        "floor_seconds_at_share": round(floor / SHARE, 1),
-        "ratio_to_floor_at_share": round(seconds / (floor / SHARE), 3),
+        "records_per_second": round(records / seconds),
+        "floor_seconds_full_budget": round(floor, 1) if floor else None,
+        "floor_seconds_at_share": round(floor / SHARE, 1) if floor else None,
+        "ratio_to_floor_at_share": round(seconds / (floor / SHARE), 3) if floor else None,
         "api_cost": stats["cost"],
         "api_cost_per_100_records": round(stats["cost"] / records * 100, 3),
         "requests_by_cost": stats["requests_by_cost"],
