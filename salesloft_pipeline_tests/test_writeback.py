@@ -399,10 +399,27 @@ def test_dry_run_records_what_would_be_sent_and_sends_nothing(sim: Simulator, tm
     assert any(str(r["request"]["person_id"]).startswith(f"(person {s['n1']}") for r in rows if r["action"] == "enroll")
     assert metadata(result, writeback_people.key)["rows_dry_run"] == 3
 
-    # A real run afterwards sends exactly that.
+    # A real run afterwards sends exactly that: the same requests, and nothing else.
+    reset_stats(sim)
     real = writeback(sim, url)
     assert real.success
-    assert_applied(sim, s)
+    one_id, _ = assert_applied(sim, s)
+    placeholder = f"(person {s['n1']}, created by writeback/people)"
+
+    def sent(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
+        request = dict(row["request"])
+        if request.get("person_id") == placeholder:  # the dry run's name for the person it would create
+            request["person_id"] = one_id
+        return row["asset"], row["action"], row["method"], row["path"], json.dumps(request, sort_keys=True)
+
+    real_rows = ledger_rows(url, run_ids(real))
+    assert {r["status"] for r in real_rows} == {"ok"}
+    assert sorted(map(sent, real_rows)) == sorted(map(sent, rows))
+    endpoints = {"POST": "POST /v2/people", "PUT": "PUT /v2/people/{id}"}
+    dry_endpoints = [
+        endpoints[r["method"]] if r["path"].startswith("people") else "POST /v2/cadence_memberships" for r in rows
+    ]
+    assert writes_sent(sim) == {e: dry_endpoints.count(e) for e in set(dry_endpoints)}
 
 
 def test_bulk_upsert_above_the_threshold(sim: Simulator, tmp_path: Path) -> None:
@@ -482,13 +499,24 @@ def test_example_models_fill_the_input_tables(engine: str, tmp_path: Path) -> No
                 ('old@else.example', 'Old', 'C', NULL, NULL, NULL, NULL, NULL, 'c-2', NULL, NULL, NULL, 'customer', now());
             """
         )
+        # CRM ids with a quote and a backslash: they must come through as text, not break or add JSON fields.
+        tricky = {"quote@acme.example": 'c-"3\\', "inject@acme.example": 'x", "Evil": "y'}
+        with wh.connection() as conn:
+            for email, crm_id in tricky.items():
+                sql = (
+                    f"INSERT INTO crm.contacts (email, crm_id, lifecycle_stage) VALUES ({wh.PARAM}, {wh.PARAM}, 'lead')"
+                )
+                conn.execute(sql, [email, crm_id])
         wh.execute_script((SQL_DIR / "writeback" / "people.sql").read_text())
         wh.execute_script((SQL_DIR / "writeback" / "cadence_enrollments.sql").read_text())
-        [(email, owner, account, custom)] = wh.query(
-            "SELECT email_address, owner_id, account_id, custom_fields FROM writeback.people"
-        )
-        assert (email, owner, account) == ("ada@acme.example", 7, 9)
-        assert (json.loads(custom) if isinstance(custom, str) else custom) == {"CRM Id": "c-1"}
+        rows = wh.query("SELECT email_address, owner_id, account_id, custom_fields FROM writeback.people")
+        people = {
+            email: (owner, account, json.loads(c) if isinstance(c, str) else c) for email, owner, account, c in rows
+        }
+        assert people == {
+            "ada@acme.example": (7, 9, {"CRM Id": "c-1"}),
+            **{email: (None, None, {"CRM Id": crm_id}) for email, crm_id in tricky.items()},
+        }
         assert wh.query("SELECT person_email, cadence_name FROM writeback.cadence_enrollments") == [
             ("ada@acme.example", "Inbound Lead Follow-up")
         ]

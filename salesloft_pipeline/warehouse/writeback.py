@@ -7,7 +7,9 @@
   SalesLoft's answer. A row is written `pending` (durably) before its request
   leaves, and rewritten with the answer after, so a crash leaves `pending`
   rows that the next run reconciles before it sends anything.
-- `writeback._leases` lets one run at a time write back each asset.
+- `writeback._leases` lets one run at a time write back each asset: taking
+  and renewing it are compare-and-set updates, so two runs racing for it on
+  Postgres cannot both win.
 
 The warehouse knows the storage only; what the rows mean is in
 `salesloft_pipeline.defs.writeback`.
@@ -61,6 +63,9 @@ INPUT_TABLES = {"people": PEOPLE_COLUMNS, "cadence_enrollments": ENROLLMENT_COLU
 
 STATUSES = ("pending", "sent", "ok", "rejected", "unresolved", "skipped", "dry_run")
 OPEN_STATUSES = ("pending", "sent")  # the answer is not known: reconcile before sending again
+ANSWERS = ("ok", "rejected")  # what SalesLoft said about a row (the other statuses are ours)
+# For the lookups the code makes: by id (each write), open rows and answers by asset, a run's counts.
+LEDGER_INDEXES = (("id",), ("asset", "status"), ("asset", "row_key"), ("run_id", "asset"))
 
 
 @dataclass
@@ -108,6 +113,10 @@ class LeaseHeld(RuntimeError):
     """Another run is writing back the same asset."""
 
 
+class LeaseLost(RuntimeError):
+    """This run's lease was taken over (it went unrenewed too long): it must stop writing."""
+
+
 def _loads(value: Any) -> Any:
     """JSON columns come back as text from DuckDB and decoded from Postgres."""
     if isinstance(value, str):
@@ -132,6 +141,7 @@ class Ledger:
     def setup(self) -> None:
         t = self.wh.TYPES
         with self.wh.connection() as conn:
+            self.wh._serialise(conn, "writeback setup")  # CREATE ... IF NOT EXISTS races with itself on Postgres
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
             for name, columns in INPUT_TABLES.items():
                 spec = ", ".join(f"{column} {t[kind]}" for column, kind, _ in columns)
@@ -142,6 +152,9 @@ class Ledger:
                 f"CREATE TABLE IF NOT EXISTS {LEASES} (asset {t['text']} PRIMARY KEY, run_id {t['text']} NOT NULL,"
                 f" heartbeat_at {t['timestamp']} NOT NULL)"
             )
+            indexes = self.wh.indexes_sql(LEDGER, LEDGER_INDEXES)  # Postgres only: empty on DuckDB
+            if indexes:
+                conn.execute(indexes)
 
     # -- rows --------------------------------------------------------------
     def write(self, entries: Sequence[Entry]) -> None:
@@ -172,6 +185,17 @@ class Ledger:
         statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
         return self.select(f"asset = {self.p} AND status IN ({statuses}) ORDER BY created_at", [asset])
 
+    def last_answers(self, asset: str) -> dict[str, Entry]:
+        """SalesLoft's most recent answer (ok or rejected) for each row key of `asset`."""
+        answers = ", ".join(f"'{s}'" for s in ANSWERS)
+        last: dict[str, Entry] = {}
+        for entry in self.select(
+            f"asset = {self.p} AND status IN ({answers}) ORDER BY coalesce(answered_at, created_at), created_at",
+            [asset],
+        ):
+            last[entry.row_key] = entry
+        return last
+
     def counts(self, run_id: str, asset: str) -> dict[str, int]:
         rows = self.wh.query(
             f"SELECT status, count(*) FROM {LEDGER} WHERE run_id = {self.p} AND asset = {self.p} GROUP BY status",
@@ -191,35 +215,64 @@ class Ledger:
 
         A lease is free when its holder's run is known to have ended
         (`holder_alive` answers False), or when it has not been renewed for
-        `stale_after` (its process died without Dagster noticing)."""
-        now = datetime.now(timezone.utc)
+        `stale_after` (its process died without Dagster noticing).
+
+        Compare-and-set, the same on both engines: the lease row is read, judged
+        (no transaction stays open while Dagster is asked), then taken by an
+        UPDATE that only matches the holder and heartbeat that were judged (or
+        an INSERT that only succeeds if there was no row). Of two runs racing,
+        the second's statement matches nothing (on Postgres it waits for the
+        first's row lock, then re-reads the row): it loses."""
         p = self.p
+        held = self.wh.query(f"SELECT run_id, heartbeat_at FROM {LEASES} WHERE asset = {p}", [asset])
+        now = datetime.now(timezone.utc)
+        if held:
+            holder, beat = held[0]
+            self._check_free(asset, run_id, holder, utc(beat), now, holder_alive, stale_after)
+            take = f"UPDATE {LEASES} SET run_id = {p}, heartbeat_at = {p} WHERE asset = {p} AND run_id = {p}"
+            take, params = f"{take} AND heartbeat_at = {p} RETURNING run_id", [run_id, now, asset, holder, beat]
+        else:
+            take = f"INSERT INTO {LEASES} VALUES ({p}, {p}, {p}) ON CONFLICT (asset) DO NOTHING RETURNING run_id"
+            params = [asset, run_id, now]
         with self.wh.connection() as conn:
-            held = conn.execute(f"SELECT run_id, heartbeat_at FROM {LEASES} WHERE asset = {p}", [asset]).fetchall()
-            if held:
-                holder, beat = held[0][0], utc(held[0][1])
-                if (
-                    holder != run_id
-                    and beat is not None
-                    and now - beat < stale_after
-                    and holder_alive(holder) is not False
-                ):
-                    raise LeaseHeld(
-                        f"run {holder} is writing back {asset} (lease renewed {beat:%Y-%m-%d %H:%M:%S} UTC);"
-                        f" wait for it to end, or for {int(stale_after.total_seconds())} s without renewal."
-                    )
-                conn.execute(
-                    f"UPDATE {LEASES} SET run_id = {p}, heartbeat_at = {p} WHERE asset = {p}", [run_id, now, asset]
-                )
-            else:
-                conn.execute(f"INSERT INTO {LEASES} VALUES ({p}, {p}, {p})", [asset, run_id, now])
+            won = conn.execute(take, params).fetchall()
+        if not won:
+            raise LeaseHeld(f"another run took the lease of {asset} at the same moment as run {run_id}; try again.")
+
+    @staticmethod
+    def _check_free(
+        asset: str,
+        run_id: str,
+        holder: str,
+        beat: datetime | None,
+        now: datetime,
+        holder_alive: Callable[[str], bool | None],
+        stale_after: timedelta,
+    ) -> None:
+        if holder == run_id or beat is None or now - beat >= stale_after or holder_alive(holder) is False:
+            return
+        raise LeaseHeld(
+            f"run {holder} is writing back {asset} (lease renewed {beat:%Y-%m-%d %H:%M:%S} UTC);"
+            f" wait for it to end, or for {int(stale_after.total_seconds())} s without renewal."
+        )
 
     def renew(self, asset: str, run_id: str) -> None:
+        """Records that `run_id` is alive and still writing; raises LeaseLost if it no longer holds the lease."""
         p = self.p
         with self.wh.connection() as conn:
-            conn.execute(
-                f"UPDATE {LEASES} SET heartbeat_at = {p} WHERE asset = {p} AND run_id = {p}",
+            renewed = conn.execute(
+                f"UPDATE {LEASES} SET heartbeat_at = {p} WHERE asset = {p} AND run_id = {p} RETURNING run_id",
                 [datetime.now(timezone.utc), asset, run_id],
+            ).fetchall()
+            holder = (
+                [] if renewed else conn.execute(f"SELECT run_id FROM {LEASES} WHERE asset = {p}", [asset]).fetchall()
+            )
+        if not renewed:
+            by = f"run {holder[0][0]} holds it now" if holder else "nobody holds it now"
+            raise LeaseLost(
+                f"run {run_id} lost the lease of {asset} ({by}): it was taken over, as Dagster reported this run"
+                " ended or it went unrenewed for longer than the lease timeout. It sends nothing more; the next"
+                " run settles what this one left pending."
             )
 
     def release(self, asset: str, run_id: str) -> None:

@@ -23,7 +23,9 @@ SELECT
     contact.region                                  AS state,
     contact.country,
     NULL                                            AS tags,           -- e.g. CAST('["customer"]' AS JSON)
-    CAST('{"CRM Id": "' || contact.crm_id || '"}' AS JSON) AS custom_fields,  -- built text needs the CAST
+    -- to_json quotes and escapes the value (a " or \ in it cannot break or add fields); the same on
+    -- DuckDB and Postgres, whose JSON object builders differ. A NULL crm_id leaves custom_fields NULL.
+    CAST('{"CRM Id": ' || CAST(to_json(contact.crm_id) AS TEXT) || '}' AS JSON) AS custom_fields,
     owner.id                                        AS owner_id,       -- the SalesLoft user, by email
     account.id                                      AS account_id,     -- the SalesLoft account, by domain
     contact.unsubscribed                            AS do_not_contact

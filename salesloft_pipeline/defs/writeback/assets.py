@@ -1,22 +1,26 @@
 """`writeback/people` and `writeback/cadence_enrollments`: make SalesLoft match `writeback.*` tables.
 
-Each run: take the asset's lease (one writer at a time), settle rows an
-earlier run left pending, plan the difference between the input table and
-what SalesLoft has, and send it (or, in a dry run, only record it). Every
-change and its answer is in `writeback.ledger`; see docs/writeback.md.
+Each run (`_write_back`): take the asset's lease (one writer at a time),
+settle rows an earlier run left pending, plan the difference between the
+input table and what SalesLoft has, and send it (or, in a dry run, only
+record it). Every change and its answer is in `writeback.ledger`; see
+docs/writeback.md.
 """
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Protocol
 
 import dagster as dg
 from pydantic import Field
 
 from salesloft_pipeline.salesloft import SalesloftClient
-from salesloft_pipeline.warehouse.writeback import Ledger
+from salesloft_pipeline.warehouse.writeback import Entry, Ledger
 
 from ..extract.assets import POOL
 from ..resources import SalesloftResource, WarehouseResource
 from . import enrollments, people
+from .lease import Lease
 from .sending import send_all
 
 PEOPLE_KEY = dg.AssetKey(["writeback", "people"])
@@ -38,12 +42,50 @@ class PeopleConfig(WritebackConfig):
     bulk_timeout_seconds: float = Field(default=3600, gt=0, description="How long to wait for a bulk job to finish.")
 
 
-def _holder_alive(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
+def _holder_alive(context: dg.AssetExecutionContext) -> Callable[[str], bool | None]:
     def alive(run_id: str) -> bool | None:
         run = context.instance.get_run_by_id(run_id)
         return None if run is None else not run.is_finished
 
     return alive
+
+
+class Plan(Protocol):  # people.Plan and enrollments.Plan
+    send: list[Entry]
+    unresolved: list[Entry]
+    unchanged: int
+    still_rejected: int
+
+
+def _write_back(
+    context: dg.AssetExecutionContext,
+    config: WritebackConfig,
+    salesloft: SalesloftResource,
+    warehouse: WarehouseResource,
+    asset: str,
+    check_prefix: str,
+    reconcile: Callable[[SalesloftClient, Ledger, Callable[[], None]], list[Entry]],
+    plan: Callable[[SalesloftClient, Ledger], Plan],
+    send: Callable[[SalesloftClient, Ledger, Plan, Callable[[], None]], None],
+) -> dg.MaterializeResult:
+    """The flow both assets share: lease, settle earlier runs' open rows, plan, send (or record a dry run)."""
+    ledger = Ledger(warehouse.open())
+    ledger.setup()
+    timeout = timedelta(seconds=config.lease_timeout_seconds)
+    with Lease(ledger, asset, context.run.run_id, _holder_alive(context), timeout) as lease:
+        with salesloft.client() as client:
+            lease.watch(client)  # renewed before every request and every rate-limit wait
+            reconciled = reconcile(client, ledger, lease.renew)
+            planned = plan(client, ledger)
+            ledger.write(planned.unresolved)
+            if config.dry_run:
+                for entry in planned.send:
+                    entry.status = "dry_run"
+                ledger.write(planned.send)
+            else:
+                send(client, ledger, planned, lease.renew)
+            spend = _spend(client)
+    return _result(context, ledger, asset, check_prefix, planned, len(reconciled), spend, config.dry_run)
 
 
 def _spend(client: SalesloftClient) -> dict[str, int]:
@@ -55,12 +97,12 @@ def _result(
     ledger: Ledger,
     asset: str,
     check_prefix: str,
-    plan,  # people.Plan | enrollments.Plan
+    plan: Plan,
     reconciled: int,
     spend: dict[str, int],
     dry_run: bool,
 ) -> dg.MaterializeResult:
-    counts = ledger.counts(context.run_id, asset)
+    counts = ledger.counts(context.run.run_id, asset)
     metadata = {f"rows_{s}": counts.get(s, 0) for s in STATUS_ORDER}
     metadata.update(
         already_true=plan.unchanged,
@@ -88,7 +130,8 @@ def _result(
                 passed=rejected == 0,
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={"rejected_rows": rejected},
-                description="Rows SalesLoft refused (422) are in writeback.ledger with status 'rejected' and its errors.",
+                description="Rows SalesLoft refused (422) are in writeback.ledger with status 'rejected' and"
+                " its errors.",
             ),
         ],
     )
@@ -114,31 +157,19 @@ def _checks(key: dg.AssetKey, prefix: str) -> list[dg.AssetCheckSpec]:
 def writeback_people(
     context: dg.AssetExecutionContext, config: PeopleConfig, salesloft: SalesloftResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    ledger = Ledger(warehouse.open())
-    ledger.setup()
-    run_id = context.run_id
-    ledger.acquire(people.ASSET, run_id, _holder_alive(context), timedelta(seconds=config.lease_timeout_seconds))
-    try:
+    def reconcile(client: SalesloftClient, ledger: Ledger, heartbeat: Callable[[], None]) -> list[Entry]:
+        return people.reconcile(client, ledger, heartbeat, config.bulk_timeout_seconds)
 
-        def heartbeat() -> None:
-            ledger.renew(people.ASSET, run_id)
+    def plan(client: SalesloftClient, ledger: Ledger) -> people.Plan:
+        return people.plan(client, ledger.wh, ledger, context.run.run_id)
 
-        with salesloft.client() as client:
-            reconciled = people.reconcile(client, ledger, heartbeat, config.bulk_timeout_seconds)
-            plan = people.plan(client, ledger.wh, ledger, run_id)
-            ledger.write(plan.unresolved)
-            if config.dry_run:
-                for entry in plan.send:
-                    entry.status = "dry_run"
-                ledger.write(plan.send)
-            elif len(plan.send) > config.bulk_threshold:
-                people.send_bulk(client, ledger, plan.send, plan.emails, heartbeat, config.bulk_timeout_seconds)
-            else:
-                send_all(client, ledger, plan.send, on_batch=heartbeat)
-            spend = _spend(client)
-    finally:
-        ledger.release(people.ASSET, run_id)
-    return _result(context, ledger, people.ASSET, "writeback_people", plan, len(reconciled), spend, config.dry_run)
+    def send(client: SalesloftClient, ledger: Ledger, plan: people.Plan, heartbeat: Callable[[], None]) -> None:
+        if len(plan.send) > config.bulk_threshold:
+            people.send_bulk(client, ledger, plan.send, plan.emails, heartbeat, config.bulk_timeout_seconds)
+        else:
+            send_all(client, ledger, plan.send, on_batch=heartbeat)
+
+    return _write_back(context, config, salesloft, warehouse, people.ASSET, "writeback_people", reconcile, plan, send)
 
 
 @dg.asset(
@@ -163,36 +194,31 @@ def writeback_cadence_enrollments(
     salesloft: SalesloftResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    ledger = Ledger(warehouse.open())
-    ledger.setup()
-    run_id = context.run_id
-    asset = enrollments.ASSET
-    ledger.acquire(asset, run_id, _holder_alive(context), timedelta(seconds=config.lease_timeout_seconds))
-    try:
+    run_id = context.run.run_id
 
-        def heartbeat() -> None:
-            ledger.renew(asset, run_id)
+    def plan(client: SalesloftClient, ledger: Ledger) -> enrollments.Plan:
+        planned = set()
+        if config.dry_run:  # people this run's dry run of writeback/people would create
+            planned = {e.row_key for e in ledger.select(
+                f"run_id = {ledger.p} AND asset = '{people.ASSET}' AND status = 'dry_run' AND action = 'create'",
+                [run_id],
+            )}  # fmt: skip
+        return enrollments.plan(client, ledger.wh, ledger, run_id, planned)
 
-        with salesloft.client() as client:
-            reconciled = enrollments.reconcile(client, ledger, heartbeat)
-            planned = set()
-            if config.dry_run:  # people this run's dry run of writeback/people would create
-                planned = {e.row_key for e in ledger.select(
-                    f"run_id = {ledger.p} AND asset = '{people.ASSET}' AND status = 'dry_run' AND action = 'create'",
-                    [run_id],
-                )}  # fmt: skip
-            plan = enrollments.plan(client, ledger.wh, ledger, run_id, planned)
-            ledger.write(plan.unresolved)
-            if config.dry_run:
-                for entry in plan.send:
-                    entry.status = "dry_run"
-                ledger.write(plan.send)
-            else:
-                send_all(client, ledger, plan.send, enrollments.interpret, on_batch=heartbeat)
-            spend = _spend(client)
-    finally:
-        ledger.release(asset, run_id)
-    return _result(context, ledger, asset, "writeback_enrollments", plan, len(reconciled), spend, config.dry_run)
+    def send(client: SalesloftClient, ledger: Ledger, plan: enrollments.Plan, heartbeat: Callable[[], None]) -> None:
+        send_all(client, ledger, plan.send, enrollments.interpret, on_batch=heartbeat)
+
+    return _write_back(
+        context,
+        config,
+        salesloft,
+        warehouse,
+        enrollments.ASSET,
+        "writeback_enrollments",
+        enrollments.reconcile,
+        plan,
+        send,
+    )
 
 
 WRITEBACK_ASSETS = [writeback_people, writeback_cadence_enrollments]

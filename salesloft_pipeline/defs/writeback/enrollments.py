@@ -17,6 +17,7 @@ from salesloft_pipeline.warehouse import Warehouse
 from salesloft_pipeline.warehouse.writeback import ENROLLMENT_COLUMNS, Entry, Ledger, chunks
 
 from .lookup import cadences_named, email_key, find_people, memberships, record_of, staging_has
+from .sending import refused
 
 ASSET = "writeback/cadence_enrollments"
 ALREADY_ON = "already on this cadence"
@@ -173,13 +174,13 @@ def plan(
         f"{p}:{c}"
         for p, c in existing_pairs(wh, [b["person_id"] for b, _ in wanted.values() if isinstance(b["person_id"], int)])
     }
-    rejected = {e.row_key: e for e in ledger.select(f"asset = '{ASSET}' AND status = 'rejected' ORDER BY created_at")}
+    answers = ledger.last_answers(ASSET)
     for key, (body, _) in sorted(wanted.items()):
         if key in done:
             result.unchanged += 1
             continue
-        before = rejected.get(key)
-        if before and before.request == body:
+        before = answers.get(key)
+        if refused(before) and before.request == body:
             result.still_rejected += 1
             continue
         result.send.append(Entry(run_id, ASSET, key, "enroll", "pending", "POST", "cadence_memberships", body))

@@ -20,7 +20,7 @@ from salesloft_pipeline.warehouse.tables import utc
 from salesloft_pipeline.warehouse.writeback import LEDGER, PEOPLE_COLUMNS, Entry, Ledger, chunks
 
 from .lookup import email_key, find_people, people_from_api, person_by_id, ref_id, staging_has
-from .sending import parse_errors
+from .sending import parse_errors, refused
 
 ASSET = "writeback/people"
 FIELDS = tuple(name for name, _, _ in PEOPLE_COLUMNS if name != "email_address")
@@ -122,13 +122,6 @@ def _written_since_staging(wh: Warehouse, ledger: Ledger) -> dict[str, list[Entr
     return written
 
 
-def _last_rejections(ledger: Ledger) -> dict[str, Entry]:
-    last: dict[str, Entry] = {}
-    for entry in ledger.select(f"asset = '{ASSET}' AND status = 'rejected' ORDER BY created_at"):
-        last[entry.row_key] = entry
-    return last
-
-
 def _change(entry: Entry) -> tuple[str, dict[str, Any]]:
     """What an entry changes, however it was sent (one request or a bulk job)."""
     return entry.action, {k: v for k, v in (entry.request or {}).items() if k in FIELDS}
@@ -172,7 +165,7 @@ def plan(client: SalesloftClient, wh: Warehouse, ledger: Ledger, run_id: str) ->
 
     found = find_people(client, wh, wanted)
     written = _written_since_staging(wh, ledger)
-    rejected = _last_rejections(ledger)
+    answers = ledger.last_answers(ASSET)
     for key, (email, desired) in sorted(wanted.items()):
         people = found.get(key, [])
         if len(people) > 1:
@@ -196,8 +189,8 @@ def plan(client: SalesloftClient, wh: Warehouse, ledger: Ledger, run_id: str) ->
             body = {"email_address": email, **desired}
             entry = Entry(run_id, ASSET, key, "create", "pending", "POST", "people", body)
             result.emails[key] = email
-        before = rejected.get(key)
-        if before and _change(before) == _change(entry):
+        before = answers.get(key)
+        if refused(before) and _change(before) == _change(entry):
             result.still_rejected += 1  # SalesLoft refused exactly this; change the row to try again
             continue
         result.send.append(entry)
@@ -241,16 +234,32 @@ def send_bulk(
         finish_bulk(client, ledger, job_id, job_entries, heartbeat, timeout)
 
 
+class BulkJobFailed(RuntimeError):
+    """A bulk job ended in a state other than `done` (SalesLoft's `failed`, `cancelled`, `error`...)."""
+
+
+WAITING_STATES = ("open", "executing")  # a job we marked ready may still show `open` for a moment
+
+
 def wait_for_job(client: SalesloftClient, job_id: str, heartbeat: Callable[[], None], timeout: float) -> dict[str, Any]:
+    """The job once `done`. Raises BulkJobFailed for any state but open, executing or done (not waited on),
+    TimeoutError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     delay = 0.2
     while True:
         job = client.get(f"bulk_jobs/{job_id}").body["data"]
-        if job.get("state") == "done":
+        state = job.get("state")
+        if state == "done":
             return job
+        if state not in WAITING_STATES:
+            raise BulkJobFailed(
+                f"SalesLoft bulk job {job_id} ended in state {state!r}, not 'done': its rows stay 'sent' and the"
+                " next run settles them one by one (is the person there, with these values?) and plans the rest"
+                " again."
+            )
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"SalesLoft bulk job {job_id} is still {job.get('state')!r} after {timeout:.0f} s;"
+                f"SalesLoft bulk job {job_id} is still {state!r} after {timeout:.0f} s;"
                 " the next run collects its results"
             )
         heartbeat()
@@ -294,7 +303,8 @@ def finish_bulk(
         else:
             entry.answer("rejected", http_status=422, errors=parse_errors(result.get("error") or ""),
                          note=f"bulk job {job_id}")  # fmt: skip
-    ledger.write([e for e in entries if e not in missing])
+    unanswered = {e.id for e in missing}
+    ledger.write([e for e in entries if e.id not in unanswered])
     return missing
 
 
@@ -317,10 +327,15 @@ def reconcile(client: SalesloftClient, ledger: Ledger, heartbeat: Callable[[], N
             for entry in entries:
                 entry.answer("skipped", note=f"bulk job {job_id} was never started; planned again")
             ledger.write(entries)
-        elif state is not None:
-            single += finish_bulk(client, ledger, job_id, entries, heartbeat, timeout)
-        else:
-            single += entries
+            continue
+        if state in ("executing", "done"):
+            try:
+                single += finish_bulk(client, ledger, job_id, entries, heartbeat, timeout)
+                continue
+            except BulkJobFailed:
+                pass
+        # Unknown to SalesLoft, or ended in another state (failed, cancelled...): row by row, as below.
+        single += entries
 
     creates = [e for e in single if e.action == "create"]
     found = people_from_api(client, {e.row_key for e in creates}) if creates else {}

@@ -6,6 +6,13 @@ stops). A crash in between leaves `pending` rows: the next run reconciles
 them with SalesLoft before planning, so nothing is sent twice. A request
 whose answer was lost (dropped connection, 5xx to a POST) is `sent`: it may
 have been applied, and is reconciled the same way.
+
+Only a 422 is SalesLoft's refusal of a row (`rejected`, and the run carries
+on). A 404 to an update means the record was deleted in SalesLoft: the row is
+`unresolved`, and the run carries on. Any other failure says nothing about
+the row (403 no write scope, 404 to a create, 400, 409, the OAuth token
+endpoint failing, the rate limit not clearing): the row is `skipped` (not
+applied, planned again) and the run stops.
 """
 
 import json
@@ -25,6 +32,18 @@ BATCH = 25  # intents made durable per transaction; at most this many are pendin
 Interpret = Callable[[Entry, ApiError], tuple[str, str] | None]
 
 
+class WriteStopped(RuntimeError):
+    """SalesLoft answered a write with an error that is not about the row (not a 422): the run stops."""
+
+    def __init__(self, error: ApiError) -> None:
+        hint = " The API key or OAuth app may lack write access to SalesLoft." if error.status == 403 else ""
+        super().__init__(
+            f"{str(error).rstrip('.')}. This is not a refusal of the row (that is a 422), so the run stopped;"
+            f" the row and those not sent yet are planned again next run.{hint}"
+        )
+        self.status = error.status
+
+
 def parse_errors(detail: str) -> Any:
     """SalesLoft's `errors` object when the detail is its JSON, else the text."""
     try:
@@ -33,26 +52,52 @@ def parse_errors(detail: str) -> Any:
         return detail or None
 
 
+def refused(latest: Entry | None) -> bool:
+    """Whether SalesLoft's latest answer for a row key (Ledger.last_answers) refused the row: a 422.
+    A later `ok` lifts an earlier refusal; other statuses were never SalesLoft's verdict on the row."""
+    return latest is not None and latest.status == "rejected" and latest.http_status == 422
+
+
+def _about_token(error: ApiError, entry: Entry) -> bool:
+    """Whether `error` came from getting an OAuth access token rather than from the write.
+
+    The token source raises from inside httpx's auth flow, before the write
+    leaves, with `path` set to the absolute token URL; the client sets `path`
+    to the request's relative path ("people", "people/12"), as the entry has it."""
+    return error.path != (entry.path or "").lstrip("/")
+
+
 def send_one(client: SalesloftClient, entry: Entry, interpret: Interpret | None = None) -> None:
     """Sends one entry's request and records the answer on it. Re-raises what must stop the run."""
     try:
         response = client.request(entry.method or "POST", entry.path or "", json=entry.request)
-    except AuthError as error:
-        entry.answer("skipped", http_status=error.status, note="not applied: SalesLoft refused the API key")
-        raise
-    except RateLimitError as error:
-        entry.answer(
-            "skipped", http_status=429, note="not applied: the rate limit did not clear; planned again next run"
-        )
-        raise error
-    except TransportError as error:
-        entry.answer("sent", note=f"answer lost ({error.detail}); reconciled next run")
-        return
     except ApiError as error:
+        if _about_token(error, entry):
+            entry.answer("skipped", note="not sent: no OAuth access token (the token endpoint failed); planned again")
+            raise
+        if isinstance(error, AuthError):
+            entry.answer("skipped", http_status=error.status, note="not applied: SalesLoft refused the API key")
+            raise
+        if isinstance(error, RateLimitError):
+            entry.answer("skipped", http_status=429, note="not applied: the rate limit did not clear; planned again")
+            raise
+        if isinstance(error, TransportError):
+            entry.answer("sent", note=f"answer lost ({error.detail}); reconciled next run")
+            return
         if error.status is None or error.status >= 500 or error.status == 408:
             entry.answer("sent", http_status=error.status, note="answer unknown (server error); reconciled next run")
             return
         errors = parse_errors(error.detail)
+        if error.status == 404 and entry.method == "PUT":
+            # The record was deleted in SalesLoft; staging keeps it until a *_deleted webhook says so.
+            # Reported like any unknown reference, and the other rows carry on.
+            entry.answer("unresolved", http_status=404, errors=errors,
+                         note=f"{entry.path} no longer exists in SalesLoft (deleted?); not recreated")  # fmt: skip
+            return
+        if error.status != 422:  # not about this row (no write scope, not found, conflict...): stop the run
+            entry.answer("skipped", http_status=error.status, errors=errors,
+                         note=f"not applied: SalesLoft answered HTTP {error.status}; the run stopped")  # fmt: skip
+            raise WriteStopped(error) from error
         special = interpret(entry, error) if interpret else None
         status, note = special or ("rejected", None)
         entry.answer(status, http_status=error.status, errors=errors, note=note)
