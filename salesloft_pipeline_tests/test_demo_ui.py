@@ -39,7 +39,8 @@ BACKFILL_DONE = "Backfill done."
 BACKFILL_SECONDS = float(os.environ.get("SALESLOFT_TEST_BACKFILL_SECONDS") or 25 * 60)
 UI_SECONDS = 60  # for one page of the React app to show what is waited for
 STOP_SECONDS = 90
-PREFIXES = ("salesloft", "staging", "engagement")
+PREFIXES = ("salesloft", "staging", "engagement", "writeback")
+GROUPS = ("extract", "staging", "engagement", "writeback")
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -366,7 +367,7 @@ def test_demo_ui_in_a_browser(demo: Demo, artifacts: Path) -> None:
     demo.wait_for(BACKFILL_DONE, BACKFILL_SECONDS)
     backfill_seconds = time.monotonic() - started
 
-    # What the running Dagster knows: every key under the three prefixes, and their edges.
+    # What the running Dagster knows: every key under each prefix, and their edges.
     deps = graphql_assets(demo.url)
     expected = {p: {k for k in deps if k.startswith(p + "/")} for p in PREFIXES}
     for prefix, keys in expected.items():
@@ -377,30 +378,31 @@ def test_demo_ui_in_a_browser(demo: Demo, artifacts: Path) -> None:
     driver = chrome()
     browser = Browser(driver, demo.url, artifacts)
     try:
-        # 1. The catalog lists every salesloft/, staging/ and engagement/ asset (tall window: the list is virtual).
+        # 1. The catalog lists every asset of each prefix (tall window: the list is virtual).
         for prefix in PREFIXES:
             browser.open(f"/assets/{prefix}", lambda _: browser.links(prefix) >= expected[prefix],
                          f"all {len(expected[prefix])} {prefix}/ assets", height=max(1000, 90 * len(expected[prefix])))
             browser.screenshot(f"catalog-{prefix}")
         # The catalog's top level (it shows the prefixes as folders once a prefix page was visited).
-        browser.open("/assets", lambda s: all(f'href="/assets/{p}' in s for p in PREFIXES), "the three key prefixes")
+        browser.open("/assets", lambda s: all(f'href="/assets/{p}' in s for p in PREFIXES), "every key prefix")
         browser.screenshot("catalog")
 
-        # 2. Lineage, in the global graph: the three groups, linked by edges.
+        # 2. Lineage, in the global graph: the groups, linked by edges.
         browser.open(
             "/asset-groups",
-            lambda s: all(f'data-tooltip="{g}"' in s for g in ("extract", "staging", "engagement"))
-            and browser.edges() >= 2,
-            "the extract, staging and engagement groups linked by edges",
+            lambda s: all(f'data-tooltip="{g}"' in s for g in GROUPS) and browser.edges() >= 3,
+            f"the {', '.join(GROUPS)} groups linked by edges",
         )
         browser.screenshot("global-lineage-groups")
-        # ... and with the groups expanded: the assets themselves, edge by edge.
-        expanded = "%2C".join(f"global%40global%3A{g}" for g in ("extract", "staging", "engagement"))
+        # ... and with staging and engagement expanded: the assets themselves, edge by edge (a
+        # tall window: nodes outside the viewport are not rendered).
+        expanded = "%2C".join(f"global%40global%3A{g}" for g in ("staging", "engagement"))
         browser.open(
             f"/asset-groups?expanded={expanded}",
             lambda s: ">activity_facts<" in s and ">daily_engagement<" in s and ">emails<" in s
             and browser.edges() >= 10,
-            "the assets of the three groups linked by edges",
+            "the staging and engagement assets linked by edges",
+            height=4000,
         )
         browser.screenshot("global-lineage-assets")
 
@@ -413,6 +415,14 @@ def test_demo_ui_in_a_browser(demo: Demo, artifacts: Path) -> None:
             "staging/emails between salesloft/emails and engagement/activity_facts",
         )
         browser.screenshot("staging-emails-lineage")
+        # ... and write-back: staging/people -> writeback/people -> writeback/cadence_enrollments.
+        browser.open(
+            "/assets/writeback/people?view=lineage",
+            lambda s: all(f'data-tooltip="{n}"' in s for n in ("people", "cadence_enrollments", "writeback"))
+            and browser.edges() >= 2,
+            "writeback/people between staging/people and writeback/cadence_enrollments",
+        )
+        browser.screenshot("writeback-people-lineage")
         # ... and in its page's upstream and downstream lists.
         browser.open(
             "/assets/staging/emails",
