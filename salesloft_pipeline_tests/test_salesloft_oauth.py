@@ -201,7 +201,7 @@ def test_a_revoked_token_is_refreshed_once_and_the_request_resent(
             json={"callback_url": "http://127.0.0.1:9/hook", "callback_token": "t", "event_type": "person_updated"},
         )
         assert response.status == 201
-        assert client.stats.requests == 2 and client.stats.retries == 0
+        assert client.stats.requests == 3 and client.stats.retries == 0  # me, the refused POST, its resend
     seen = counts(inspect)
     assert seen["refused_revoked"] == 1 and seen["refreshes"] == 2
     subscriptions = inspect.get("/__sim/webhooks").json()["subscriptions"]

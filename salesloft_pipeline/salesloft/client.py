@@ -190,7 +190,7 @@ class SalesloftClient:
                 self._retry_or_raise(path, attempts, None, _describe(exc), method)
                 continue
             received_at = time.time()
-            self.stats.requests += 1
+            self.stats.requests += 1 + len(response.history)  # history: a 401 that BearerAuth answered by resending
             cost = header_int(response.headers, COST_HEADER) or 0
             status = response.status_code
             self.pacer.observe(response.headers, sent_at, received_at, rate_limited=status == 429)
