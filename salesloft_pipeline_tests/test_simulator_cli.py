@@ -105,9 +105,25 @@ def test_help_lists_every_documented_option():
     result = subprocess.run([*command(), "--help"], capture_output=True, text=True, env=env(), timeout=60)
     assert result.returncode == 0, result.stderr
     for option in (
-        "--port", "--host", "--seed", "--people", "--days", "--anchor", "--budget", "--window-seconds",
-        "--api-key", "--live", "--live-speed", "--webhook-retry-seconds", "--webhook-duplicate-rate",
-        "--exact-last-page", "--fault-rate",
+        "--port",
+        "--host",
+        "--seed",
+        "--people",
+        "--days",
+        "--anchor",
+        "--budget",
+        "--window-seconds",
+        "--api-key",
+        "--live",
+        "--live-speed",
+        "--webhook-retry-seconds",
+        "--webhook-duplicate-rate",
+        "--exact-last-page",
+        "--fault-rate",
+        "--oauth-client-id",
+        "--oauth-client-secret",
+        "--oauth-refresh-token",
+        "--oauth-access-token-seconds",
     ):
         assert option in result.stdout, f"{option} missing from --help"
 
@@ -137,8 +153,9 @@ def test_serves_on_the_port_given():
 
 
 def test_api_key_budget_and_window_options():
-    with simulator("--port", "0", *SMALL, "--api-key", "ak_cli_test", "--budget", "5",
-                   "--window-seconds", "2") as running:
+    with simulator(
+        "--port", "0", *SMALL, "--api-key", "ak_cli_test", "--budget", "5", "--window-seconds", "2"
+    ) as running:
         with running.client() as default_key:
             assert default_key.get("/people").status_code == 401
         with running.client("ak_cli_test") as c:
@@ -150,13 +167,28 @@ def test_api_key_budget_and_window_options():
 
 
 def test_fault_rate_and_other_options_are_applied():
-    with simulator("--port", "0", *SMALL, "--fault-rate", "0.5", "--webhook-retry-seconds", "0.5",
-                   "--webhook-duplicate-rate", "0", "--exact-last-page", "--window-seconds", "60",
-                   "--host", "127.0.0.1") as running:
+    with simulator(
+        "--port",
+        "0",
+        *SMALL,
+        "--fault-rate",
+        "0.5",
+        "--webhook-retry-seconds",
+        "0.5",
+        "--webhook-duplicate-rate",
+        "0",
+        "--exact-last-page",
+        "--window-seconds",
+        "60",
+        "--host",
+        "127.0.0.1",
+    ) as running:
         with running.inspect() as insp:
             assert insp.get("/__sim/faults").json()["rate"] == 0.5
         with running.client() as c:
-            ids = sorted(r["id"] for r in httpx.get(f"{running.root}/__sim/truth/people", timeout=30).json()["records"])[:10]
+            ids = sorted(
+                r["id"] for r in httpx.get(f"{running.root}/__sim/truth/people", timeout=30).json()["records"]
+            )[:10]
             for _ in range(30):  # the exact-last-page answer, once no fault gets in the way
                 try:
                     response = c.get("/people", params={"ids[]": ids, "per_page": 5, "page": 2})
@@ -173,16 +205,62 @@ def test_fault_rate_and_other_options_are_applied():
                 pytest.fail("no clean answer in 30 tries at fault rate 0.5")
 
 
+def test_oauth_options_set_the_token_endpoint_app_and_are_not_printed():
+    secret, refresh = "cli-oauth-secret-5f2a", "cli-refresh-token-9c1e"
+    with simulator(
+        "--port",
+        "0",
+        *SMALL,
+        "--oauth-client-id",
+        "cli-client",
+        "--oauth-client-secret",
+        secret,
+        "--oauth-refresh-token",
+        refresh,
+        "--oauth-access-token-seconds",
+        "90",
+    ) as running:
+        token_url = f"{running.root}/oauth/token"
+        grant = {"grant_type": "refresh_token", "client_id": "cli-client", "client_secret": secret}
+        defaults = {**grant, "client_id": "sim-client-id", "client_secret": "sim-client-secret"}
+        assert httpx.post(token_url, data={**defaults, "refresh_token": refresh}).json()["error"] == "invalid_client"
+        stale = httpx.post(token_url, data={**grant, "refresh_token": "sim-refresh-token"})
+        assert (stale.status_code, stale.json()["error"]) == (401, "invalid_grant")
+        issued = httpx.post(token_url, data={**grant, "refresh_token": refresh})
+        assert issued.status_code == 200, issued.text
+        assert issued.json()["expires_in"] == 90
+        with running.client(issued.json()["access_token"]) as c:
+            assert c.get("/people").status_code == 200
+        with running.inspect() as insp:
+            counters = insp.get("/__sim/oauth").json()
+        assert (counters["client_id"], counters["access_token_seconds"], counters["grants"]) == ("cli-client", 90, 1)
+        printed = "".join(running.lines)
+        assert f"{token_url} (client id: cli-client)" in printed
+        assert secret not in printed and refresh not in printed
+
+
+def test_an_empty_refresh_token_starts_without_a_grant():
+    with simulator("--port", "0", *SMALL, "--oauth-refresh-token", "") as running, running.inspect() as insp:
+        assert insp.get("/__sim/oauth").json()["grants"] == 0
+        refused = httpx.post(f"{running.root}/oauth/token", data={
+            "grant_type": "refresh_token", "client_id": "sim-client-id", "client_secret": "sim-client-secret",
+            "refresh_token": "",
+        })  # fmt: skip
+        assert (refused.status_code, refused.json()["error"]) == (401, "invalid_grant")
+
+
 def test_same_seed_sizes_and_anchor_give_the_same_data():
     args = ["--port", "0", "--seed", "5", "--people", "20", "--days", "3", "--anchor", "2024-05-01T00:00:00Z"]
     anchor = datetime.fromisoformat("2024-05-01T00:00:00+00:00")
     snapshots = []
     for _ in range(2):
         with simulator(*args) as running, running.inspect() as insp:
-            snapshots.append({
-                s: insp.get(f"/__sim/truth/{s}", params={"full": "true"}).json()["records"]
-                for s in ("people", "emails", "accounts")
-            })
+            snapshots.append(
+                {
+                    s: insp.get(f"/__sim/truth/{s}", params={"full": "true"}).json()["records"]
+                    for s in ("people", "emails", "accounts")
+                }
+            )
     assert snapshots[0] == snapshots[1]
     for records in snapshots[0].values():
         assert records
@@ -193,9 +271,12 @@ def test_same_seed_sizes_and_anchor_give_the_same_data():
 
 def test_live_flag_keeps_changing_the_world():
     with simulator("--port", "0", *SMALL, "--live", "--live-speed", "3600") as running, running.inspect() as insp:
+
         def state():
-            return {s: {r["id"]: r["updated_at"] for r in insp.get(f"/__sim/truth/{s}").json()["records"]}
-                    for s in ("people", "emails", "calls")}
+            return {
+                s: {r["id"]: r["updated_at"] for r in insp.get(f"/__sim/truth/{s}").json()["records"]}
+                for s in ("people", "emails", "calls")
+            }
 
         start = state()
         poll(lambda: state() != start, timeout=45, interval=0.5, what="--live to change a record")
@@ -218,6 +299,8 @@ def test_live_flag_keeps_changing_the_world():
         (["--webhook-duplicate-rate", "-0.1"], "--webhook-duplicate-rate"),
         (["--webhook-retry-seconds", "-1"], "--webhook-retry-seconds"),
         (["--live-speed", "-5"], "--live-speed"),
+        (["--oauth-access-token-seconds", "0"], "--oauth-access-token-seconds"),
+        (["--oauth-access-token-seconds", "soon"], "--oauth-access-token-seconds"),
         (["--bogus"], "--bogus"),
     ],
 )

@@ -566,6 +566,118 @@ def test_unknown_bulk_job_is_404(client, method, path):
     assert response.json() == {"error": "Not Found"}
 
 
+# -- bulk jobs made to fail (/__sim/bulk_jobs) -------------------------------------------------
+def bulk_failures(inspect: httpx.Client, **settings: Any) -> dict[str, Any]:
+    response = inspect.post("/__sim/bulk_jobs", json=settings)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_ended(client: httpx.Client, job_id: int) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        job = client.get(f"/bulk_jobs/{job_id}").json()["data"]
+        return job if job["state"] not in ("open", "executing") else None
+
+    return poll(ended, timeout=30, what=f"bulk job {job_id} to end")
+
+
+def run_job(client: httpx.Client, records: list[dict[str, Any]]) -> dict[str, Any]:
+    job = new_job(client)
+    client.post(f"/bulk_jobs/{job['id']}/job_data", json={"data": records}).raise_for_status()
+    ready = client.put(f"/bulk_jobs/{job['id']}", json={"ready_to_execute": True})
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["data"]["state"] == "executing", "a job made to fail starts like any other"
+    return wait_ended(client, job["id"])
+
+
+def emails_in_truth(inspect: httpx.Client) -> set[str]:
+    return {(p["email_address"] or "").lower() for p in truth(inspect, "people", full=True)["records"]}
+
+
+def test_a_job_made_to_fail_applies_its_first_records_then_ends_in_that_state(client, inspect, receiver: Receiver):
+    response = client.post(
+        "/webhook_subscriptions",
+        json={"callback_url": receiver.url, "callback_token": "fail-token", "event_type": "bulk_job_completed"},
+    )
+    assert response.status_code in (200, 201), response.text
+    subscription = unwrap(response.json())["id"]
+    records = [
+        {"email_address": email("fail-applied"), "last_name": "Applied", "upsert_key": "email_address"},
+        {"email_address": "broken@", "upsert_key": "email_address"},
+        {"email_address": email("fail-never"), "last_name": "Never", "upsert_key": "email_address"},
+        {"email_address": email("fail-never"), "last_name": "Never", "upsert_key": "email_address"},
+    ]
+    try:
+        before = bulk_failures(inspect)["failed_jobs"]
+        assert bulk_failures(inspect, fail_next=1, state="failed", applied=2) == {
+            "fail_next": 1, "state": "failed", "applied": 2, "failed_jobs": before,
+        }  # fmt: skip
+        failed = run_job(client, records)
+        assert failed["state"] == "failed" and failed["ready_to_execute"] is True
+        assert (failed["total"], failed["processed"], failed["errors"]) == (4, 2, 1)
+        assert TIMESTAMP_RE.match(failed["finished_at"])
+        results = walk(client, f"bulk_jobs/{failed['id']}/results", per_page=100)
+        assert [(r["id"], r["status"], r["record"]) for r in results] == [
+            (1, "success", records[0]), (2, "error", records[1]),
+        ]  # fmt: skip
+        emails = emails_in_truth(inspect)
+        assert records[0]["email_address"] in emails, "the records before the failure were applied"
+        assert not {records[2]["email_address"], records[3]["email_address"]} & emails, "the others never were"
+        assert inspect.get("/__sim/bulk_jobs").json() == {
+            "fail_next": 0, "state": "failed", "applied": 2, "failed_jobs": [*before, failed["id"]],
+        }  # fmt: skip
+
+        announced = poll(
+            lambda: [b for b in receiver.bodies("bulk_job_completed", ok_only=True) if b["id"] == failed["id"]],
+            what="bulk_job_completed of the failed job",
+        )
+        assert announced[0] == failed
+
+        # Only the next job was asked to fail: the one after it ends `done` and applies everything.
+        after = run_job(client, records[2:])
+        assert (after["state"], after["processed"], after["errors"]) == ("done", 2, 0)
+        assert {records[2]["email_address"], records[3]["email_address"]} <= emails_in_truth(inspect)
+    finally:
+        bulk_failures(inspect)
+        client.delete(f"/webhook_subscriptions/{subscription}")
+
+
+def test_failing_jobs_by_default_apply_nothing_and_several_can_fail(client, inspect):
+    records = [{"email_address": email("fail-none"), "last_name": "None", "upsert_key": "email_address"}]
+    try:
+        bulk_failures(inspect, fail_next=2, state="cancelled")
+        ended = [run_job(client, records), run_job(client, records)]
+        assert [(j["state"], j["total"], j["processed"], j["errors"]) for j in ended] == [("cancelled", 1, 0, 0)] * 2
+        for job in ended:
+            assert client.get(f"/bulk_jobs/{job['id']}/results").json()["data"] == []
+        assert records[0]["email_address"] not in emails_in_truth(inspect)
+        assert inspect.get("/__sim/bulk_jobs").json()["failed_jobs"][-2:] == [j["id"] for j in ended]
+        assert run_job(client, records)["state"] == "done"
+        assert records[0]["email_address"] in emails_in_truth(inspect)
+    finally:
+        bulk_failures(inspect)
+
+
+@pytest.mark.parametrize(
+    "settings, field",
+    [
+        ({"fail_next": 1, "state": "done"}, "state"),
+        ({"fail_next": 1, "state": "executing"}, "state"),
+        ({"fail_next": 1, "state": " "}, "state"),
+        ({"fail_next": -1}, "fail_next"),
+        ({"fail_next": 1, "applied": -2}, "applied"),
+        ({"fail_next": "many"}, "fail_next"),
+        ({"fail_next": 1, "typo": True}, "typo"),
+    ],
+)
+def test_bulk_failure_settings_are_validated(client, inspect, settings, field):
+    response = inspect.post("/__sim/bulk_jobs", json=settings)
+    assert response.status_code == 422, response.text
+    assert field in response.text
+    assert inspect.get("/__sim/bulk_jobs").json()["fail_next"] == 0, "a refused setting changes nothing"
+    assert inspect.post("/__sim/bulk_jobs", content=b"{not json").status_code == 400
+
+
 # -- reads running during writes -------------------------------------------------------------
 def test_reads_during_a_bulk_job_stay_whole(sim, client, inspect):
     job = new_job(client)

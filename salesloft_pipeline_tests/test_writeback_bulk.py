@@ -1,11 +1,10 @@
 """Bulk upsert jobs across a stopped run: a job left open is abandoned and its rows sent again, one that
-was started is awaited and its results recorded, one that ended in another state than `done` is not
-waited on and its rows are settled one by one. Against the simulator over loopback, on DuckDB files."""
+was started is awaited and its results recorded, one that ended in another state than `done` (the
+simulator's `/__sim/bulk_jobs` makes it fail) is not waited on and its rows are settled one by one.
+Against the simulator over loopback, on DuckDB files."""
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,6 +21,7 @@ from salesloft_pipeline.salesloft import SalesloftClient
 from salesloft_pipeline.simulator import Simulator, SimulatorConfig
 from salesloft_pipeline.warehouse import open_warehouse
 from salesloft_pipeline.warehouse.writeback import Ledger
+from salesloft_pipeline_tests.conftest import poll
 from salesloft_pipeline_tests.test_writeback import (
     by_email,
     fill,
@@ -115,42 +115,54 @@ def test_a_started_job_is_awaited_and_its_results_recorded(sim: Simulator, tmp_p
     assert all(len(found[e]) == 1 for e in emails)
 
 
-class ReportsJobFailed(httpx.BaseTransport):
-    """Real HTTP to the simulator, except that bulk jobs show state `failed`, which SalesLoft can
-    report and the simulator never does."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.polls = 0
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        if request.method != "GET" or not re.search(r"/bulk_jobs/\d+$", request.url.path):
-            return response
-        self.polls += 1
-        body = json.loads(response.read())
-        body["data"]["state"] = "failed"
-        return httpx.Response(response.status_code, headers={"content-type": "application/json"}, json=body)
-
-    def close(self) -> None:
-        self.inner.close()
+def bulk_job_reads(sim: Simulator) -> int:
+    """`/v2` requests since the stats were reset that read a bulk job: those of no stream and no write."""
+    counted = stats(sim)
+    return counted["requests"] - sum(counted["by_stream"].values()) - sum(counted["writes_by_endpoint"].values())
 
 
 def test_a_job_in_another_state_is_not_waited_on(sim: Simulator, tmp_path: Path) -> None:
     url = str(tmp_path / "warehouse.duckdb")
-    emails, first_job = stopped_run(sim, url, "drop")  # the job ran: its people exist
-    ledger = Ledger(open_warehouse(url))
-    transport = ReportsJobFailed()
-    with SalesloftClient(sim.api_key, sim.base_url, transport=transport) as client:
-        with pytest.raises(Exception) as raised:
-            people.wait_for_job(client, first_job, lambda: None, timeout=3)
-        assert not isinstance(raised.value, TimeoutError) and "'failed'" in str(raised.value)
-        assert transport.polls == 1
+    # SalesLoft ends the next job in state `failed` after applying half its records.
+    applied = ROWS // 2
+    settings = {"fail_next": 1, "state": "failed", "applied": applied}
+    httpx.post(f"{sim.url}/__sim/bulk_jobs", json=settings).raise_for_status()
+    try:
+        emails, first_job = stopped_run(sim, url, "drop")  # the PUT was applied: the job ran and failed
+    finally:
+        httpx.post(f"{sim.url}/__sim/bulk_jobs", json={}).raise_for_status()  # no later job fails
 
-        # The next run's reconciliation settles its rows one by one, without waiting.
+    def ended() -> dict[str, Any] | None:
+        shown = job(sim, first_job)
+        return shown if shown["state"] != "executing" else None
+
+    shown = poll(ended, what=f"bulk job {first_job} to end")
+    assert (shown["state"], shown["total"], shown["processed"]) == ("failed", ROWS, applied)
+
+    ledger = Ledger(open_warehouse(url))
+    reset_stats(sim)
+    with SalesloftClient(sim.api_key, sim.base_url) as client:
+        with pytest.raises(people.BulkJobFailed) as raised:
+            people.wait_for_job(client, first_job, lambda: None, timeout=3)
+        assert "'failed'" in str(raised.value)
+        assert stats(sim)["requests"] == bulk_job_reads(sim) == 1, "one poll, no waiting"
+
+        # The next run's reconciliation settles its rows one by one by email, without waiting.
         settled = people.reconcile(client, ledger, lambda: None, timeout=3)
-    assert transport.polls == 2
+    assert bulk_job_reads(sim) == 2 and writes_sent(sim) == {}
     assert {e.row_key for e in settled} == set(emails)
-    rows = [r for r in ledger_rows(url) if r["bulk_job_id"] == first_job]
-    assert [r["status"] for r in rows] == ["ok"] * ROWS
-    assert all(r["note"] == "reconciled: the person is in SalesLoft" for r in rows)
+    rows = {r["row_key"]: r for r in ledger_rows(url) if r["bulk_job_id"] == first_job}
+    # The job applied its first records, in the order it was sent them: those are reconciled as in SalesLoft.
+    results = httpx.get(
+        f"{sim.base_url}/bulk_jobs/{first_job}/results", headers={"Authorization": f"Bearer {sim.api_key}"}
+    ).json()["data"]
+    reached = {r["record"]["email_address"] for r in results}
+    assert len(reached) == applied and reached < set(emails)
+    found = by_email(sim)
+    for email in emails:
+        if email in reached:
+            assert (rows[email]["status"], rows[email]["note"]) == ("ok", "reconciled: the person is in SalesLoft")
+            assert rows[email]["resource_id"] == str(found[email][0]["id"])
+        else:
+            assert rows[email]["status"] == "skipped" and email not in found
+            assert rows[email]["note"] == "reconciled: not in SalesLoft, never applied; planned again"

@@ -17,31 +17,93 @@ from .config import SimulatorConfig, current_hour
 
 @click.command("simulator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Listen address (loopback by default).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
-              help="TCP port; 0 picks a free one.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="TCP port; 0 picks a free one."
+)
 @click.option("--seed", type=int, default=7, show_default=True, help="Same seed, sizes and anchor: same data.")
-@click.option("--people", type=click.IntRange(1, 10_000_000), default=5000, show_default=True,
-              help="People in the team's database; the other streams scale from it.")
-@click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True,
-              help="Days of history before the anchor.")
-@click.option("--anchor", type=Instant(), default=None,
-              help="End of the generated history  [default: the current UTC hour]")
-@click.option("--budget", type=click.IntRange(0), default=600, show_default=True,
-              help="API cost allowed per window; 0 turns the rate limit off.")
-@click.option("--window-seconds", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True,
-              help="Length of the fixed rate-limit window.")
+@click.option(
+    "--people",
+    type=click.IntRange(1, 10_000_000),
+    default=5000,
+    show_default=True,
+    help="People in the team's database; the other streams scale from it.",
+)
+@click.option(
+    "--days", type=click.IntRange(1, 3650), default=90, show_default=True, help="Days of history before the anchor."
+)
+@click.option(
+    "--anchor", type=Instant(), default=None, help="End of the generated history  [default: the current UTC hour]"
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(0),
+    default=600,
+    show_default=True,
+    help="API cost allowed per window; 0 turns the rate limit off.",
+)
+@click.option(
+    "--window-seconds",
+    type=click.FloatRange(0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Length of the fixed rate-limit window.",
+)
 @click.option("--api-key", default="sim-api-key", show_default=True, help="Bearer token the API accepts.")
 @click.option("--live", is_flag=True, help="Keep changing records while serving.")
-@click.option("--live-speed", type=click.FloatRange(0), default=60.0, show_default=True,
-              help="With --live: simulated seconds of activity per real second.")
-@click.option("--webhook-retry-seconds", type=click.FloatRange(0), default=15.0, show_default=True,
-              help="Spacing of webhook delivery retries.")
-@click.option("--webhook-duplicate-rate", type=click.FloatRange(0, 1), default=0.01, show_default=True,
-              help="Share of webhook deliveries sent twice.")
-@click.option("--exact-last-page", is_flag=True,
-              help="next_page is null on an exactly full last page.")
-@click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Share of /v2 requests that get a random fault.")
+@click.option(
+    "--live-speed",
+    type=click.FloatRange(0),
+    default=60.0,
+    show_default=True,
+    help="With --live: simulated seconds of activity per real second.",
+)
+@click.option(
+    "--webhook-retry-seconds",
+    type=click.FloatRange(0),
+    default=15.0,
+    show_default=True,
+    help="Spacing of webhook delivery retries.",
+)
+@click.option(
+    "--webhook-duplicate-rate",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Share of webhook deliveries sent twice.",
+)
+@click.option("--exact-last-page", is_flag=True, help="next_page is null on an exactly full last page.")
+@click.option(
+    "--fault-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of /v2 requests that get a random fault.",
+)
+@click.option(
+    "--oauth-client-id",
+    default="sim-client-id",
+    show_default=True,
+    help="Client id the OAuth token endpoint (POST /oauth/token) accepts.",
+)
+@click.option(
+    "--oauth-client-secret",
+    default="sim-client-secret",
+    show_default=True,
+    help="Client secret the OAuth token endpoint accepts.",
+)
+@click.option(
+    "--oauth-refresh-token",
+    default="sim-refresh-token",
+    show_default=True,
+    help="Refresh token of the first OAuth grant (rotated on each refresh); empty: no grant at start.",
+)
+@click.option(
+    "--oauth-access-token-seconds",
+    type=click.FloatRange(0, min_open=True),
+    default=7200.0,
+    show_default=True,
+    help="Lifetime of the OAuth access tokens issued.",
+)
 def simulator_command(anchor: datetime | None, **options: object) -> None:
     """Serve a simulated SalesLoft team's REST API v2 on loopback until stopped.
 
@@ -62,6 +124,10 @@ def simulator_command(anchor: datetime | None, **options: object) -> None:
     try:
         with simulator.serve():
             click.echo(f"SalesLoft simulator serving at {simulator.base_url} (api key: {config.api_key})")
+            # The client id only: the OAuth secret and refresh token are never printed.
+            click.echo(
+                f"OAuth token endpoint: {simulator.url}/oauth/token (client id: {config.oauth_client_id})", err=True
+            )
             click.echo("Inspection: " + f"{simulator.url}/__sim/stats  Ctrl-C stops.", err=True)
             sys.stdout.flush()
             while not stop.wait(0.5):

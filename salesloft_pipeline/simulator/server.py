@@ -199,6 +199,7 @@ class Simulator:
             Route("/__sim/webhooks", self._sim_webhooks, methods=["GET"]),
             Route("/__sim/budget", self._sim_budget, methods=["POST"]),
             Route("/__sim/oauth", self.oauth.control, methods=["GET", "POST"]),
+            Route("/__sim/bulk_jobs", self.writes.control, methods=["GET", "POST"]),
             Route("/oauth/token", self.oauth.token_endpoint, methods=["POST"]),
             Route("/v2/{path:path}", self._v2, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         ]

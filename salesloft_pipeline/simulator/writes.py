@@ -11,6 +11,7 @@ it never makes a second membership for one person and cadence.
 The server calls in on its event loop; each request's store changes are made
 under the store lock without awaiting, so a concurrent read sees all or none
 of them. A bulk job runs as a task on the loop, a chunk of records at a time.
+`/__sim/bulk_jobs` makes the next jobs marked ready end in a failure state (`control`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.requests import Request
+from starlette.responses import Response
 
 from . import generator as g
 from .activity import Activity
@@ -35,6 +38,8 @@ from .store import Change, Store
 MAX_JOB_DATA = 5000  # records per job_data call
 BULK_CHUNK = 200  # records a bulk job applies between two turns of the event loop
 BULK_TYPES = ("person/upsert",)
+# The states SalesLoft documents for a bulk job; a job made to fail (`/__sim/bulk_jobs`) ends in another.
+BULK_STATES = ("open", "executing", "done")
 UPSERT_KEYS = ("email_address", "id")
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 25
@@ -175,6 +180,26 @@ class BulkJob:
     record: dict[str, Any]
     data: list[dict[str, Any]] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)
+    # Set when the job was marked ready while failures were asked for: (end state, records applied first).
+    failure: tuple[str, int] | None = None
+
+
+class BulkFailures(BaseModel):
+    """`POST /__sim/bulk_jobs` (docs/simulator.md, "Inspection"): the next `fail_next` jobs marked ready
+    apply their first `applied` records, then end in `state` instead of `done`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fail_next: int = Field(0, ge=0)
+    state: str = "failed"
+    applied: int = Field(0, ge=0)
+
+    @field_validator("state")
+    @classmethod
+    def _not_a_running_state(cls, state: str) -> str:
+        if not state.strip() or state in BULK_STATES:
+            raise ValueError(f"must be a state other than {', '.join(BULK_STATES)} (e.g. 'failed')")
+        return state
 
 
 class Writes:
@@ -192,6 +217,8 @@ class Writes:
         self.config = config
         self.emit = emit
         self.jobs: dict[int, BulkJob] = {}
+        self.failures = BulkFailures()
+        self.failed_jobs: list[int] = []  # ids of the jobs that ended in a failure state, in order
         # What writes did, for /__sim/stats (keys: WRITE_OUTCOMES).
         self.outcomes: Counter[str] = Counter()
         self._next_job = 1
@@ -633,6 +660,9 @@ class Writes:
         if "ready_to_execute" in params and ready is None:
             raise unprocessable({"ready_to_execute": ["is invalid"]})
         if ready and job.record["state"] == "open":
+            if self.failures.fail_next:
+                self.failures.fail_next -= 1
+                job.failure = (self.failures.state, self.failures.applied)
             stamp = self._job_stamp()
             job.record.update(
                 state="executing", ready_to_execute=True, marked_ready_at=stamp, started_at=stamp, updated_at=stamp
@@ -647,15 +677,34 @@ class Writes:
         return dict(job.record)
 
     async def _run(self, job: BulkJob) -> None:
-        """Applies the job's records in order, a chunk at a time, then announces it done."""
-        for start in range(0, len(job.data), BULK_CHUNK):
+        """Applies the job's records in order, a chunk at a time, then announces it done.
+
+        A job made to fail stops after its first `applied` records: only those are processed, have
+        results and changed anything; it ends in its failure state and is announced all the same."""
+        end = len(job.data) if job.failure is None else min(job.failure[1], len(job.data))
+        for start in range(0, end, BULK_CHUNK):
             with self.store.lock:
-                for record in job.data[start : start + BULK_CHUNK]:
+                for record in job.data[start : min(start + BULK_CHUNK, end)]:
                     self._upsert(job, record)
             await asyncio.sleep(0)
         stamp = self._job_stamp()
-        job.record.update(state="done", finished_at=stamp, updated_at=stamp)
+        job.record.update(state="done" if job.failure is None else job.failure[0], finished_at=stamp, updated_at=stamp)
+        if job.failure is not None:
+            self.failed_jobs.append(job.record["id"])
         self.emit("bulk_job_completed", dict(job.record))
+
+    async def control(self, request: Request) -> Response:
+        """`/__sim/bulk_jobs`: GET answers the failure settings left; POST replaces them (BulkFailures)."""
+        if request.method == "POST":
+            try:
+                self.failures = BulkFailures.model_validate(await read_params(request))
+            except Refused as error:
+                return Response(orjson.dumps(error.payload), status_code=error.status, media_type="application/json")
+            except ValidationError as error:
+                errors = {"errors": orjson.loads(error.json(include_url=False))}
+                return Response(orjson.dumps(errors), status_code=422, media_type="application/json")
+        answer = {**self.failures.model_dump(), "failed_jobs": list(self.failed_jobs)}
+        return Response(orjson.dumps(answer), media_type="application/json")
 
     def _upsert(self, job: BulkJob, submitted: dict[str, Any]) -> None:
         """One record of a person/upsert job: an update of the person it names, else a create."""

@@ -235,7 +235,8 @@ def send_bulk(
 
 
 class BulkJobFailed(RuntimeError):
-    """A bulk job ended in a state other than `done` (SalesLoft's `failed`, `cancelled`, `error`...)."""
+    """A bulk job ended in a state other than `done`. SalesLoft documents only open, executing and done;
+    any other state (e.g. `failed`) is taken as the job having ended without finishing."""
 
 
 WAITING_STATES = ("open", "executing")  # a job we marked ready may still show `open` for a moment
