@@ -1,17 +1,23 @@
 """Sustained signed webhook deliveries per second, with p50/p99 latency, on loopback.
 
 Starts `salesloft-pipeline webhooks serve` as a real subprocess on a fresh
-event store (SQLite, WAL, synchronous=FULL: every 2xx is an fsynced commit,
-or Postgres with --events-url), pre-signs `--events` distinct deliveries
-(wrk's Lua has no HMAC) and drives them with wrk (closed loop, `--connections`
-at once) for `--seconds`. Every body is distinct, so every 2xx is a new row
-and a real commit. Afterwards it checks that the store holds exactly one row
-per 2xx answer.
+event store, pre-signs `--events` distinct deliveries (wrk's Lua has no HMAC)
+and drives them with wrk (closed loop, `--connections` at once) for
+`--seconds`. Every body is distinct, so every 2xx is a new row and a real
+commit. Afterwards it checks that the store holds exactly one row per 2xx
+answer.
 
     python bench/bench_webhooks.py [--seconds 20] [--connections 16 32] [--rate 0 2000] [--events 400000]
+        [--stores sqlite postgres] [--postgres-url postgresql://...]
+
+Stores: `sqlite` (WAL, synchronous=FULL: every 2xx is an fsynced commit) and
+`postgres` (a throwaway database created on `--postgres-url`'s server for
+each run and dropped afterwards; default SALESLOFT_TEST_POSTGRES_URL, else
+postgresql://postgres@127.0.0.1:5432/test). Both are measured one after the
+other for each load, side by side in one run.
 
 `--rate 0` finds the ceiling (closed loop); `--rate 2000` offers the goal's
-load and shows its latency. Prints one JSON line per (rate, connections).
+load and shows its latency. Prints one JSON line per (rate, connections, store).
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -111,14 +120,21 @@ def write_bodies(path: Path, count: int, start_id: int) -> None:
 
 
 def start_server(home: Path, port: int, events_url: str | None) -> subprocess.Popen:
-    env = {**os.environ, "SALESLOFT_WEBHOOK_SECRET": SECRET, "SALESLOFT_PIPELINE_HOME": str(home),
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "SALESLOFT_WEBHOOK_SECRET": SECRET,
+        "SALESLOFT_PIPELINE_HOME": str(home),
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("SALESLOFT_EVENTS_URL", None)
     if events_url:
         env["SALESLOFT_EVENTS_URL"] = events_url
     process = subprocess.Popen(
         [sys.executable, "-m", "salesloft_pipeline.cli", "webhooks", "serve", "--port", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -138,6 +154,27 @@ def stored_rows(home: Path, events_url: str | None) -> int:
     return open_event_store(events_url or str(home / "events.sqlite")).count()
 
 
+@contextmanager
+def throwaway_database(server_url: str) -> Iterator[str]:
+    """The URL of a new, empty Postgres database on `server_url`'s server, dropped afterwards."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    name = f"slp_bench_webhooks_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(server_url, connect_timeout=10)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
 def run(connections: int, seconds: int, events: int, threads: int, events_url: str | None, rate: float) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     try:
@@ -148,19 +185,24 @@ def run(connections: int, seconds: int, events: int, threads: int, events_url: s
         script.write_text(LUA % {"bodies": bodies, "threads": threads, "pause_ms": pause_ms})
         port = free_port()
         home = work / "home"
-        if events_url:  # a fresh table for this run
-            from salesloft_pipeline.webhooks.store import PG_TABLE
-            import psycopg2
-            from sqlalchemy.engine import make_url
-
-            with psycopg2.connect(make_url(events_url).render_as_string(hide_password=False)) as conn, conn.cursor() as c:
-                c.execute(f"DROP TABLE IF EXISTS {PG_TABLE}")
         server = start_server(home, port, events_url)
         try:
             out = subprocess.run(
-                ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
-                 "-s", str(script), f"http://127.0.0.1:{port}"],
-                capture_output=True, text=True, check=True,
+                [
+                    "wrk",
+                    f"-t{threads}",
+                    f"-c{connections}",
+                    f"-d{seconds}s",
+                    "--timeout",
+                    "10s",
+                    "--latency",
+                    "-s",
+                    str(script),
+                    f"http://127.0.0.1:{port}",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         finally:
@@ -201,16 +243,31 @@ def main() -> None:
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--events", type=int, default=400_000, help="distinct pre-signed deliveries")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--events-url", default=None, help="postgresql://... to bench the Postgres store")
-    parser.add_argument("--rate", type=float, nargs="+", default=[0, 2000],
-                        help="offered deliveries per second (0: as fast as the endpoint answers)")
+    parser.add_argument("--stores", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("SALESLOFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="Postgres server for the throwaway event store databases",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        nargs="+",
+        default=[0, 2000],
+        help="offered deliveries per second (0: as fast as the endpoint answers)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     for rate in args.rate:
         for connections in args.connections:
-            figures = run(connections, args.seconds, args.events, args.threads, args.events_url, rate)
-            print(json.dumps(figures), flush=True)
+            for store in args.stores:
+                if store == "sqlite":
+                    figures = run(connections, args.seconds, args.events, args.threads, None, rate)
+                else:
+                    with throwaway_database(args.postgres_url) as url:
+                        figures = run(connections, args.seconds, args.events, args.threads, url, rate)
+                print(json.dumps(figures), flush=True)
 
 
 if __name__ == "__main__":
