@@ -201,8 +201,10 @@ def assert_applied(sim: Simulator, s: dict[str, Any]) -> tuple[int, int]:
 
 
 def assert_nothing_sent(sim: Simulator, url: str, result: dg.ExecuteInProcessResult) -> None:
+    """After reset_stats: the rerun made no request at all (no lookup either) and wrote no ledger row."""
     assert result.success
     assert writes_sent(sim) == {}, "a rerun sent writes"
+    assert stats(sim)["requests"] == 0, "a rerun asked SalesLoft"
     assert ledger_rows(url, run_ids(result)) == []
 
 
@@ -235,7 +237,8 @@ def round_trip(sim: Simulator, url: str, webhooks: Path | None = None) -> None:
     assert update["request"] == {"title": truth(sim, "people")[s["e1"]["id"]]["title"]}  # only what changed
     assert metadata(first, writeback_people.key)["already_true"] == 1
 
-    # Straight away, before SalesLoft's changes come back: nothing to send.
+    # Straight away, before SalesLoft's changes come back: nothing to send, nothing to look up (the
+    # people just created, n1 of the enrollment too, are known from the ledger).
     reset_stats(sim)
     assert_nothing_sent(sim, url, writeback(sim, url))
 
@@ -250,6 +253,7 @@ def round_trip(sim: Simulator, url: str, webhooks: Path | None = None) -> None:
         assert {one_id, two_id} <= staged
         memberships = set(wh.query("SELECT person_id, cadence_id FROM staging.cadence_memberships"))
         assert (one_id, s["c_named"]["id"]) in memberships
+        reset_stats(sim)
         again = writeback(sim, url)
         assert_nothing_sent(sim, url, again)
         assert metadata(again, writeback_people.key)["api_requests"] == 0  # staging knew everyone
@@ -260,6 +264,7 @@ def round_trip(sim: Simulator, url: str, webhooks: Path | None = None) -> None:
     assert title == "VP Sales"
     memberships = set(wh.query("SELECT person_id, cadence_id FROM staging.cadence_memberships"))
     assert {(one_id, s["c_named"]["id"]), (s["e2"]["id"], s["c_by_id"]["id"])} <= memberships
+    reset_stats(sim)
     assert_nothing_sent(sim, url, writeback(sim, url))
 
 
@@ -271,6 +276,48 @@ def test_round_trip_duckdb_with_webhooks_and_extraction(sim: Simulator, tmp_path
 def test_round_trip_postgres(sim: Simulator) -> None:
     with fresh_database("slp_writeback") as url:
         round_trip(sim, url)
+
+
+def test_people_we_created_are_known_until_salesloft_says_otherwise(sim: Simulator, tmp_path: Path) -> None:
+    """Our own creates resolve their emails until a tombstone or a later extraction says the person is gone."""
+    url = str(tmp_path / "warehouse.duckdb")
+    load_staging(sim, url, ["people"])
+    wh = open_warehouse(url)
+    tag = unique("ours")
+    a, b = f"{tag}-a@example.com", f"{tag}-b@example.com"
+    fill(url, [{"email_address": a, "title": "A", "owner_id": None}, {"email_address": b.upper(), "city": "Nice"}])
+    assert writeback(sim, url, assets=[writeback_people]).success
+    [a_id], [b_id] = ([p["id"] for p in by_email(sim)[e]] for e in (a, b))
+
+    reset_stats(sim)  # before any extraction or webhook: known from the ledger, no lookup
+    assert_nothing_sent(sim, url, writeback(sim, url, assets=[writeback_people]))
+
+    def rerun_creates_again(email: str, gone_id: int) -> None:
+        reset_stats(sim)
+        result = writeback(sim, url, assets=[writeback_people])
+        assert result.success
+        assert writes_sent(sim) == {"POST /v2/people": 1}, "the deleted person was taken as existing"
+        assert stats(sim)["requests"] == 2  # one lookup of the email, one create
+        [row] = ledger_rows(url, run_ids(result))
+        [person] = by_email(sim)[email]
+        assert (row["row_key"], row["action"], row["status"]) == (email, "create", "ok")
+        assert row["resource_id"] == str(person["id"]) and person["id"] != gone_id
+
+    # Deleted in SalesLoft; the person_deleted webhook's tombstone reaches staging (no extraction since).
+    deleted = httpx.post(f"{sim.url}/__sim/delete", json={"stream": "people", "id": a_id}).json()["deleted"]
+    wh.mark_deleted("people", [(a_id, deleted["updated_at"])])  # what the webhook apply job does
+    wh.execute_script(staging_sql(BY_NAME["people"]))
+    rerun_creates_again(a, a_id)
+
+    # Deleted in SalesLoft, no webhook: the next extraction of people does not bring it to staging.
+    httpx.post(f"{sim.url}/__sim/delete", json={"stream": "people", "id": b_id}).raise_for_status()
+    reset_stats(sim)
+    assert_nothing_sent(sim, url, writeback(sim, url, assets=[writeback_people]))  # nothing can know yet
+    load_staging(sim, url, ["people"], today_only=True)
+    rerun_creates_again(b, b_id)
+
+    reset_stats(sim)  # a's new person came by extraction, b's new one is in the ledger
+    assert_nothing_sent(sim, url, writeback(sim, url, assets=[writeback_people]))
 
 
 def test_rejected_rows_are_recorded_and_do_not_stop_the_others(sim: Simulator, tmp_path: Path) -> None:

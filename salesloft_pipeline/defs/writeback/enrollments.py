@@ -116,7 +116,7 @@ def plan(
 
     rows = read_rows(wh)
     emails = {email_key(r["person_email"]) for r in rows if r["person_id"] is None and email_key(r["person_email"])}
-    people = find_people(client, wh, emails)
+    people = find_people(client, wh, emails, ledger)
     cadences = Cadences(client, wh)
     users = users_by_email(wh) if any(r["user_id"] is None and _clean(r["user_email"]) for r in rows) else {}
 

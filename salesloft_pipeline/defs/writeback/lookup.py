@@ -1,5 +1,8 @@
 """Finding SalesLoft records for writeback rows: staging first, then the API.
 
+People by email: staging's, then the people this pipeline created that staging
+does not show yet (from the ledger), then SalesLoft's for the emails left.
+
 API filters are checked again on our side: SalesLoft ignores filter names it
 does not know and would then answer with unrelated records, which must never
 be taken for a match.
@@ -15,9 +18,12 @@ from salesloft_pipeline.salesloft import SalesloftClient
 from salesloft_pipeline.salesloft.errors import ApiError
 from salesloft_pipeline.warehouse import Warehouse
 from salesloft_pipeline.warehouse.tables import utc
+from salesloft_pipeline.warehouse.writeback import Entry, Ledger, chunks
 
 EMAILS_PER_REQUEST = 50  # keeps the query string short
 PER_PAGE = 100
+PEOPLE_ASSET = "writeback/people"
+REFERENCES = {"owner_id": "owner", "account_id": "account", "person_stage_id": "person_stage"}
 
 
 def email_key(value: Any) -> str | None:
@@ -51,7 +57,7 @@ class Person:
         self.id = int(record["id"])
         self.updated_at: datetime | None = utc(record.get("updated_at"))
         self.record = dict(record)
-        self.source = source  # staging or api
+        self.source = source  # staging, ledger or api
 
 
 def people_in_staging(wh: Warehouse, keys: Iterable[str]) -> dict[str, list[Person]]:
@@ -88,10 +94,78 @@ def people_from_api(client: SalesloftClient, keys: Iterable[str]) -> dict[str, l
     return found
 
 
-def find_people(client: SalesloftClient, wh: Warehouse, keys: Iterable[str]) -> dict[str, list[Person]]:
-    """People by email key: staging's, and SalesLoft's for keys staging does not know."""
+def _latest_creates(ledger: Ledger, keys: list[str]) -> dict[str, Entry]:
+    """The latest `ok` create of each of `keys` (row keys of writeback/people) that has the person's id."""
+    latest: dict[str, Entry] = {}
+    p = ledger.p
+    for batch in chunks(keys, 500):
+        for entry in ledger.select(
+            f"asset = {p} AND action = 'create' AND status = 'ok' AND row_key IN ({', '.join([p] * len(batch))})"
+            " ORDER BY coalesce(answered_at, created_at), created_at",
+            [PEOPLE_ASSET, *batch],
+        ):
+            latest[entry.row_key] = entry
+    return {key: entry for key, entry in latest.items() if entry.resource_id}
+
+
+def _ids_in(wh: Warehouse, sql: str, ids: list[str], params: list[Any] = ()) -> set[str]:
+    """Of `ids`, those `sql` (ending in `IN (`) finds."""
+    found: set[str] = set()
+    for batch in chunks(ids, 500):
+        rows = wh.query(f"{sql}{', '.join([wh.PARAM] * len(batch))})", [*params, *batch])
+        found.update(str(i) for (i,) in rows)
+    return found
+
+
+def people_we_created(wh: Warehouse, ledger: Ledger, keys: Iterable[str]) -> dict[str, list[Person]]:
+    """People this pipeline created (the latest `ok` create of each key), as it sent them, by key.
+
+    Trusted only until something could have shown the person and did not, so
+    the email is then asked of SalesLoft instead (never taken as gone, which
+    could create a duplicate): staging has the id (its version wins, whatever
+    email it has now); `raw._tombstones` has it (deleted in SalesLoft); or an
+    extraction of people that began after the create was answered has loaded
+    the day of the person's version or a later one, and the person is still
+    not in staging (deleted, or changed since)."""
+    creates = _latest_creates(ledger, sorted(set(keys)))
+    if not creates:
+        return {}
+    ids = sorted({e.resource_id for e in creates.values()})
+    text = wh.TYPES["text"]
+    shown: set[str] = set()
+    if staging_has(wh, "people"):
+        shown |= _ids_in(wh, f"SELECT CAST(id AS {text}) FROM staging.people WHERE CAST(id AS {text}) IN (", ids)
+    raw = wh.tables("raw")
+    if "_tombstones" in raw:
+        sql = f"SELECT id FROM raw._tombstones WHERE stream = {wh.PARAM} AND id IN ("
+        shown |= _ids_in(wh, sql, ids, ["people"])
+    loads = wh.loaded_partitions("people") if "_loads" in raw else {}
+    found: dict[str, list[Person]] = {}
+    for key, entry in creates.items():
+        answered = entry.answered_at or entry.created_at
+        day = (entry.resource_updated_at or answered).date()
+        if entry.resource_id in shown or any(d >= day and at > answered for d, (_, at) in loads.items()):
+            continue
+        record: dict[str, Any] = {"id": int(entry.resource_id), "updated_at": entry.resource_updated_at}
+        for name, value in (entry.request or {}).items():
+            if name in REFERENCES:  # SalesLoft's records name references as objects
+                record[REFERENCES[name]] = {"id": value}
+            elif name != "upsert_key":  # a bulk job's record has it
+                record[name] = value
+        record.setdefault("email_address", key)
+        found[key] = [Person(record, "ledger")]
+    return found
+
+
+def find_people(
+    client: SalesloftClient, wh: Warehouse, keys: Iterable[str], ledger: Ledger | None = None
+) -> dict[str, list[Person]]:
+    """People by email key: staging's; for keys staging does not know, those this pipeline
+    created (with `ledger`), then SalesLoft's."""
     keys = set(keys)
     found = people_in_staging(wh, keys)
+    if ledger is not None:
+        found.update(people_we_created(wh, ledger, keys - set(found)))
     missing = keys - set(found)
     if missing:
         found.update(people_from_api(client, missing))

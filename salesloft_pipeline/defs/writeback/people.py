@@ -1,9 +1,10 @@
 """`writeback.people` to SalesLoft: the difference with what SalesLoft has, as creates and updates.
 
-What SalesLoft has is staging's version of each person, or SalesLoft's own
-answer for people staging does not know, with the changes this pipeline made
-since that version (ok rows of the ledger newer than it) laid over it, so a
-rerun before the next extraction sends nothing.
+What SalesLoft has is staging's version of each person, or for people staging
+does not know, what this pipeline created (the ledger) or SalesLoft's own
+answer, with the changes this pipeline made since that version (ok rows of
+the ledger newer than it) laid over it, so a rerun before the next extraction
+sends nothing and asks nothing.
 """
 
 import json
@@ -19,12 +20,20 @@ from salesloft_pipeline.warehouse import Warehouse
 from salesloft_pipeline.warehouse.tables import utc
 from salesloft_pipeline.warehouse.writeback import LEDGER, PEOPLE_COLUMNS, Entry, Ledger, chunks
 
-from .lookup import email_key, find_people, people_from_api, person_by_id, ref_id, staging_has
+from .lookup import (
+    PEOPLE_ASSET,
+    REFERENCES,
+    email_key,
+    find_people,
+    people_from_api,
+    person_by_id,
+    ref_id,
+    staging_has,
+)
 from .sending import parse_errors, refused
 
-ASSET = "writeback/people"
+ASSET = PEOPLE_ASSET
 FIELDS = tuple(name for name, _, _ in PEOPLE_COLUMNS if name != "email_address")
-REFERENCES = {"owner_id": "owner", "account_id": "account", "person_stage_id": "person_stage"}
 BULK_JOB_MAX = 5000  # records per bulk job: one job_data call, results within 50 pages
 
 
@@ -163,7 +172,7 @@ def plan(client: SalesloftClient, wh: Warehouse, ledger: Ledger, run_id: str) ->
             continue
         wanted[key] = (str(rows[0]["email_address"]).strip(), json.loads(versions.pop()))
 
-    found = find_people(client, wh, wanted)
+    found = find_people(client, wh, wanted, ledger)
     written = _written_since_staging(wh, ledger)
     answers = ledger.last_answers(ASSET)
     for key, (email, desired) in sorted(wanted.items()):
