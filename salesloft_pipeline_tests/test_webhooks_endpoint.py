@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +303,86 @@ def test_store_concurrent_writers_commit_in_sequence_order(any_store: Any) -> No
     other.close()
     assert any_store.count() == 300
     assert gaps == []
+
+
+OLD = time.time() - 40 * 86400  # received 40 days ago
+CUTOFF = datetime.now(timezone.utc) - timedelta(days=30)
+
+
+def _raw_execute(store: Any, sql: str) -> None:
+    with store._reader() as handle:  # a sqlite3 connection or a psycopg2 cursor: both execute
+        handle.execute(sql)
+
+
+def test_prune_deletes_only_old_events_up_to_the_sequence_and_keeps_the_latest(any_store: Any) -> None:
+    received = [OLD, OLD, OLD, OLD, time.time(), OLD, OLD]  # the 5th is recent; the 6th came late but is old
+    any_store.append_many([NewEvent("person_updated", person(i), True, at) for i, at in enumerate(received)])
+    seqs = [e.seq for e in any_store.read(0)]
+    assert any_store.prune(seqs[4], CUTOFF) == 4
+    assert [e.seq for e in any_store.read(0)] == seqs[4:]  # recent, and old but above through_seq: kept
+    assert any_store.prune(seqs[4], CUTOFF) == 0
+    # Up to the end: the latest event stays, so last_seq() never goes back.
+    assert any_store.prune(seqs[-1] + 100, CUTOFF) == 1
+    assert [e.seq for e in any_store.read(0)] == [seqs[4], seqs[6]]
+    assert any_store.last_seq() == seqs[6]
+    with pytest.raises(ValueError, match="timezone"):
+        any_store.prune(seqs[-1], datetime(2020, 1, 1))
+
+
+def test_prune_works_in_bounded_batches(any_store: Any) -> None:
+    any_store.append_many([NewEvent("person_updated", person(i), True, OLD) for i in range(25)])
+    batches: list[int] = []
+    delete_batch = any_store._delete_batch
+
+    def counted(*args: Any) -> int:
+        batches.append(delete_batch(*args))
+        return batches[-1]
+
+    any_store._delete_batch = counted
+    # At most max_rows in one call (a tick), the rest in the next.
+    assert any_store.prune(any_store.last_seq(), CUTOFF, batch=4, max_rows=10) == 10
+    assert batches == [4, 4, 2] and any_store.count() == 15
+    batches.clear()
+    assert any_store.prune(any_store.last_seq(), CUTOFF, batch=4) == 14
+    assert batches == [4, 4, 4, 2] and any_store.count() == 1
+
+
+def test_sequence_numbers_are_never_reused_after_deletes(any_store: Any) -> None:
+    """The sensor's cursor would skip an event given a number it already handed out."""
+    any_store.append_many([NewEvent("person_updated", person(i), True, OLD) for i in range(3)])
+    last = any_store.last_seq()
+    table = "events" if isinstance(any_store, SQLiteEventStore) else "salesloft_webhook_events"
+    _raw_execute(any_store, f"DELETE FROM {table}")
+    assert any_store.count() == 0
+    any_store.append(NewEvent("person_updated", person(99), True, time.time()))
+    [event] = any_store.read(0)
+    assert event.seq > last and any_store.last_seq() == event.seq
+
+
+def test_the_endpoint_appends_between_prune_batches(any_store: Any) -> None:
+    """Each batch commits on its own: deliveries are stored in between, numbered after every older event."""
+    any_store.append_many([NewEvent("person_updated", person(i), True, OLD) for i in range(50)])
+    before = any_store.last_seq()
+    pruner = open_event_store(any_store.url if isinstance(any_store, PostgresEventStore) else str(any_store.path))
+    delete_batch = pruner._delete_batch
+    delivered: list[bytes] = []
+    with TestClient(create_app(any_store, Secrets(SECRET))) as endpoint:
+
+        def deliver_after(*args: Any) -> int:
+            deleted = delete_batch(*args)
+            body = person(1000 + len(delivered))
+            assert endpoint.post(PATH, content=body, headers=headers(body)).status_code == 200
+            delivered.append(body)
+            return deleted
+
+        pruner._delete_batch = deliver_after
+        assert pruner.prune(before, CUTOFF, batch=10) == 49
+    pruner.close()
+    assert len(delivered) == 5
+    remaining = any_store.read(0)
+    assert [e.body for e in remaining] == [person(49)] + delivered
+    seqs = [e.seq for e in remaining]
+    assert seqs == sorted(set(seqs)) and seqs[0] == before
 
 
 def test_events_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,6 +23,11 @@ saw `seq` N will never later find a new event below N.
 
 A duplicate delivery (the same event type and the same raw bytes) is stored
 once: its dedupe key is the SHA-256 of both. SalesLoft sends no delivery id.
+
+Retention: `prune` deletes old events the caller knows were applied, in
+batches (the endpoint's appends wait for one batch at most). Sequence numbers
+are never reused (SQLite AUTOINCREMENT, a Postgres identity), and the latest
+event is always kept, so `last_seq()` never goes back.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ EVENTS_URL_VARIABLE = "SALESLOFT_EVENTS_URL"
 PG_TABLE = "salesloft_webhook_events"
 # pg_advisory_xact_lock key that serialises commits across endpoint processes.
 PG_COMMIT_LOCK = 0x5A1E5_10F7
+# Rows deleted per prune transaction: a few tens of ms of writer lock on SQLite.
+PRUNE_BATCH_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,29 @@ class EventStore(ABC):
 
     def append(self, event: NewEvent) -> bool:
         return self.append_many([event])[0]
+
+    def prune(
+        self, through_seq: int, received_before: datetime, batch: int = PRUNE_BATCH_ROWS, max_rows: int | None = None
+    ) -> int:
+        """Deletes the events with seq <= through_seq received before `received_before`
+        (timezone-aware), in transactions of at most `batch` rows, at most `max_rows`
+        in all; returns how many. The caller must know every event up to `through_seq`
+        was applied. The latest event stays, whatever `through_seq` says."""
+        if received_before.tzinfo is None:
+            raise ValueError("received_before must be timezone-aware")
+        through_seq = min(through_seq, self.last_seq() - 1)
+        total = 0
+        while through_seq > 0 and (max_rows is None or total < max_rows):
+            limit = batch if max_rows is None else min(batch, max_rows - total)
+            deleted = self._delete_batch(through_seq, received_before, limit)
+            total += deleted
+            if deleted < limit:
+                break
+        return total
+
+    @abstractmethod
+    def _delete_batch(self, through_seq: int, received_before: datetime, limit: int) -> int:
+        """One committed transaction of `prune`: deletes at most `limit` matching events."""
 
 
 class SQLiteEventStore(EventStore):
@@ -202,6 +232,8 @@ class SQLiteEventStore(EventStore):
                 " received_at REAL NOT NULL,"
                 " body BLOB NOT NULL)"
             )
+            # For `prune`: it finds old events without scanning the recent ones.
+            conn.execute("CREATE INDEX IF NOT EXISTS events_received_at ON events (received_at)")
 
     def append_many(self, events: Sequence[NewEvent]) -> list[bool]:
         with self._lock:
@@ -246,6 +278,14 @@ class SQLiteEventStore(EventStore):
         with self._reader() as conn:
             (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
         return int(last)
+
+    def _delete_batch(self, through_seq: int, received_before: datetime, limit: int) -> int:
+        with self._reader() as conn:  # autocommit: the statement is its own transaction
+            cursor = conn.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? AND received_at < ? LIMIT ?)",
+                (through_seq, received_before.timestamp(), limit),
+            )
+            return cursor.rowcount
 
     def count(self) -> int:
         with self._reader() as conn:
@@ -308,6 +348,8 @@ class PostgresEventStore(EventStore):
                 " received_at TIMESTAMPTZ NOT NULL,"
                 " body BYTEA NOT NULL)"
             )
+            # For `prune`: it finds old events without scanning the recent ones.
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {PG_TABLE}_received_at ON {PG_TABLE} (received_at)")
 
     def append_many(self, events: Sequence[NewEvent]) -> list[bool]:
         import psycopg2.extras
@@ -372,6 +414,16 @@ class PostgresEventStore(EventStore):
             cursor.execute(f"SELECT coalesce(max(seq), 0) FROM {PG_TABLE}")
             (last,) = cursor.fetchone()
         return int(last)
+
+    def _delete_batch(self, through_seq: int, received_before: datetime, limit: int) -> int:
+        # No commit lock: deletes never change which seq the next insert gets.
+        with self._reader() as cursor:
+            cursor.execute(
+                f"DELETE FROM {PG_TABLE} WHERE seq IN"
+                f" (SELECT seq FROM {PG_TABLE} WHERE seq <= %s AND received_at < %s LIMIT %s)",
+                [through_seq, received_before, limit],
+            )
+            return int(cursor.rowcount)
 
     def count(self) -> int:
         with self._reader() as cursor:

@@ -17,13 +17,25 @@ SensorResult as the requests, so a tick that errors moves nothing, and a
 restart of the daemon resumes from the stored cursor. A range is never dropped
 before its run succeeded; applying is idempotent, so a range applied twice
 (a lost run that finally ran) changes nothing.
+
+Retention: each tick then deletes the events received more than
+SALESLOFT_EVENTS_RETENTION_DAYS ago (default 30; 0 or empty keeps everything)
+up to the highest sequence number surely applied: the `after` of the lowest
+outstanding range, else `requested_through` (ranges cover every event up to
+it, and a range leaves `outstanding` only once its run succeeded). A failed or
+pending range thus keeps its events however old. Pruning never touches the
+cursor, and a prune that fails only logs a warning.
 """
 
 import json
+import logging
 import os
 import time
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+
+from salesloft_pipeline.webhooks import EventStore
 
 from .jobs import ATTEMPT_TAG, BATCH_TAG, webhook_apply_job
 from .resources import EventStoreResource
@@ -37,6 +49,11 @@ LOST_RUN_SECONDS = 600
 RETRY_BACKOFF_SECONDS = (30, 60, 120, 300, 900)
 
 FINISHED_BADLY = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+RETENTION_VARIABLE = "SALESLOFT_EVENTS_RETENTION_DAYS"
+DEFAULT_RETENTION_DAYS = 30
+# Rows pruned per tick at most: a first prune of a big store spreads over ticks
+# instead of outlasting the daemon's sensor evaluation timeout.
+PRUNE_MAX_ROWS_PER_TICK = 100_000
 
 
 def load_cursor(cursor: str | None) -> tuple[int, dict[str, list[float]]]:
@@ -48,6 +65,43 @@ def load_cursor(cursor: str | None) -> tuple[int, dict[str, list[float]]]:
 
 def dump_cursor(requested_through: int, outstanding: dict[str, list[float]]) -> str:
     return json.dumps({"requested_through": requested_through, "outstanding": outstanding}, sort_keys=True)
+
+
+def applied_through(cursor: str) -> int:
+    """The highest sequence number at or below which every event's run succeeded."""
+    requested_through, outstanding = load_cursor(cursor)
+    return min((int(key.split("-")[0]) for key in outstanding), default=requested_through)
+
+
+def retention_days() -> int | None:
+    """SALESLOFT_EVENTS_RETENTION_DAYS; None keeps every event. Raises ValueError if invalid."""
+    raw = os.environ.get(RETENTION_VARIABLE)
+    if raw is None:
+        return DEFAULT_RETENTION_DAYS
+    days = int(raw.strip() or 0)
+    if days < 0:
+        raise ValueError(days)
+    return days or None
+
+
+def prune_applied(store: EventStore, cursor: str, log: logging.Logger) -> int:
+    """Deletes applied events past the retention period; never raises (the tick's runs come first)."""
+    try:
+        days = retention_days()
+    except ValueError:
+        log.warning(f"{RETENTION_VARIABLE} must be a whole number of days (0 keeps every event): keeping every event")
+        return 0
+    if days is None:
+        return 0
+    try:
+        cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+        pruned = store.prune(applied_through(cursor), cutoff, max_rows=PRUNE_MAX_ROWS_PER_TICK)
+    except Exception as error:  # its type only: a driver's message may quote the store's URL
+        log.warning(f"pruning the event store failed ({type(error).__name__}); events are kept, will retry next tick")
+        return 0
+    if pruned:
+        log.info(f"pruned {pruned} applied webhook events received over {days} days ago")
+    return pruned
 
 
 def batch_request(after: int, through: int, attempt: int) -> dg.RunRequest:
@@ -119,11 +173,15 @@ def salesloft_webhooks_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     store = events.open()
     if not store.exists():
-        return dg.SkipReason(f"no event store yet at {store.describe()}: is `salesloft-pipeline webhooks serve` running?")
+        return dg.SkipReason(
+            f"no event store yet at {store.describe()}: is `salesloft-pipeline webhooks serve` running?"
+        )
     store.setup()
     requests, cursor, notes = evaluate(context.instance, store.last_seq(), context.cursor)
     for note in notes:
         context.log.warning(note)
+    # The new cursor is safe to prune by even before it is stored: ranges leave it only once their run succeeded.
+    prune_applied(store, cursor, context.log)
     if not requests and cursor == (context.cursor or cursor):
         return dg.SkipReason("no new webhook events")
     return dg.SensorResult(run_requests=requests, cursor=cursor)
