@@ -23,16 +23,14 @@ import json
 import os
 import tempfile
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
-import psycopg2
-from sqlalchemy.engine import make_url
 
 from salesloft_pipeline.defs.engagement import models
 from salesloft_pipeline.defs.staging.assets import STAGING_INDEXES, staging_indexes_sql
 from salesloft_pipeline.warehouse import Warehouse, open_warehouse
+from throwaway import throwaway_database  # bench/throwaway.py (the script's own folder)
 
 START = date(2025, 1, 1)
 PEOPLE = 200_000
@@ -137,20 +135,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             result["duckdb"] = run(open_warehouse(str(Path(tmp) / "bench.duckdb")), args.rows, args.days)
     if "postgres" in engines:
-        admin_url = args.postgres_url
-        name = f"slp_bench_{uuid.uuid4().hex[:8]}"
-        admin = psycopg2.connect(admin_url)
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        with throwaway_database(args.postgres_url, "slp_bench_engagement") as url:
             rows = args.postgres_rows or args.rows
             result["postgres"] = {"rows": rows, **run(open_warehouse(url), rows, args.days)}
-        finally:
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.close()
     print(json.dumps(result))
 
 

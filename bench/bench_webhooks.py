@@ -34,12 +34,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from throwaway import throwaway_database  # bench/throwaway.py (the script's own folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret"
@@ -154,27 +152,6 @@ def stored_rows(home: Path, events_url: str | None) -> int:
     return open_event_store(events_url or str(home / "events.sqlite")).count()
 
 
-@contextmanager
-def throwaway_database(server_url: str) -> Iterator[str]:
-    """The URL of a new, empty Postgres database on `server_url`'s server, dropped afterwards."""
-    import psycopg2
-    from sqlalchemy.engine import make_url
-
-    name = f"slp_bench_webhooks_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(server_url, connect_timeout=10)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
-
-
 def run(connections: int, seconds: int, events: int, threads: int, events_url: str | None, rate: float) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     try:
@@ -265,7 +242,7 @@ def main() -> None:
                 if store == "sqlite":
                     figures = run(connections, args.seconds, args.events, args.threads, None, rate)
                 else:
-                    with throwaway_database(args.postgres_url) as url:
+                    with throwaway_database(args.postgres_url, "slp_bench_webhooks") as url:
                         figures = run(connections, args.seconds, args.events, args.threads, url, rate)
                 print(json.dumps(figures), flush=True)
 

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -38,9 +37,7 @@ from typing import Any
 
 import dagster as dg
 import httpx
-import psycopg2
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from sqlalchemy.engine import make_url
 
 from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS, raw_asset_key
 from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
@@ -49,6 +46,7 @@ from salesloft_pipeline.defs.writeback.assets import writeback_cadence_enrollmen
 from salesloft_pipeline.salesloft import BY_NAME
 from salesloft_pipeline.warehouse import open_warehouse
 from salesloft_pipeline.warehouse.writeback import LEDGER, Ledger
+from throwaway import throwaway_database  # bench/throwaway.py (the script's own folder)
 
 KEY = "bench-key"
 PER_SECOND_AT_SHARE = 600 / 60 * 0.9  # SalesLoft's 600 cost a minute, our 90% share
@@ -82,17 +80,8 @@ def warehouse(postgres_url: str | None) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as folder:
             yield str(Path(folder) / "warehouse.duckdb")
         return
-    name = f"slp_bench_writeback_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(postgres_url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with throwaway_database(postgres_url, "slp_bench_writeback") as url:
+        yield url
 
 
 def resources(root: str, url: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from .config import SimulatorConfig
 from .faults import Faults, FaultSettings
 from .generator import email_subject, populate
 from .oauth import OAuth
+from .paging import paging_metadata
 from .ratelimit import RateLimiter, page_cost
 from .store import Query, Store, Table
 from .webhooks import Webhooks
@@ -403,23 +404,9 @@ class Simulator:
     def _paging(
         self, params: Any, unpaged: bool, page: int, per_page: int, returned: int, total: int
     ) -> dict[str, Any]:
-        if unpaged:
-            page, per_page, has_next = 1, max(returned, 1), False
-        elif self.config.exact_last_page:
-            has_next = (page - 1) * per_page + returned < total
-        else:
-            # Like SalesLoft as far as anyone knows: a full page always points further.
-            has_next = returned == per_page
-        paging: dict[str, Any] = {
-            "per_page": per_page,
-            "current_page": page,
-            "next_page": page + 1 if has_next else None,
-            "prev_page": page - 1 if page > 1 else None,
-        }
-        if params.get("include_paging_counts") in ("true", "1"):
-            paging["total_pages"] = -(-total // per_page)
-            paging["total_count"] = total
-        return paging
+        if unpaged:  # one page holding every record
+            return paging_metadata(params, 1, max(returned, 1), returned, total, exact_last_page=True)
+        return paging_metadata(params, page, per_page, returned, total, self.config.exact_last_page)
 
     async def _subscriptions(self, request: Request, path: str, headers: dict[str, str]) -> Response:
         _, _, raw_id = path.partition("/")

@@ -33,6 +33,7 @@ from starlette.responses import Response
 from . import generator as g
 from .activity import Activity
 from .config import SimulatorConfig
+from .paging import paging_metadata
 from .store import Change, Store
 
 MAX_JOB_DATA = 5000  # records per job_data call
@@ -743,19 +744,7 @@ class Writes:
     def _page(self, items: list[dict[str, Any]], params: Any) -> dict[str, Any]:
         page, per_page = page_params(params)
         chunk = items[(page - 1) * per_page : page * per_page]
-        if self.config.exact_last_page:
-            has_next = page * per_page < len(items)
-        else:
-            has_next = len(chunk) == per_page
-        paging: dict[str, Any] = {
-            "per_page": per_page,
-            "current_page": page,
-            "next_page": page + 1 if has_next else None,
-            "prev_page": page - 1 if page > 1 else None,
-        }
-        if params.get("include_paging_counts") in ("true", "1"):
-            paging["total_pages"] = -(-len(items) // per_page)
-            paging["total_count"] = len(items)
+        paging = paging_metadata(params, page, per_page, len(chunk), len(items), self.config.exact_last_page)
         sorting = {"sort_by": "id", "sort_direction": "ASC"}
         return {"metadata": {"filtering": {}, "paging": paging, "sorting": sorting}, "data": chunk}
 
