@@ -5,6 +5,7 @@ On DuckDB with the SQLite event store (the defaults) and on Postgres for both (a
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -104,9 +105,13 @@ def resources(wh_path: str, events_path: str) -> dict[str, Any]:
 
 
 def run_sensor(instance: dg.DagsterInstance, cursor: str | None, wh_path: str, events_path: str,
-               warehouse_url: str | None = None) -> tuple[str | None, list[dg.DagsterRun]]:
-    """One sensor tick, then every run it asked for, executed in process as the daemon would."""
+               warehouse_url: str | None = None, logs: logging.Handler | None = None,
+               ) -> tuple[str | None, list[dg.DagsterRun]]:
+    """One sensor tick, then every run it asked for, executed in process as the daemon would.
+    `logs` receives the tick's log lines (the sensor's logger does not propagate to the root)."""
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"events": EventStoreResource(url=str(events_path))})
+    if logs is not None:
+        context.log.addHandler(logs)
     result = salesloft_webhooks_sensor(context)
     if isinstance(result, dg.SkipReason):
         return cursor, []

@@ -10,22 +10,19 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
 
 from salesloft_pipeline.defs.webhooks.jobs import webhook_apply_job
-from salesloft_pipeline.defs.webhooks.resources import EventStoreResource
 from salesloft_pipeline.defs.webhooks.sensors import (
     RETENTION_VARIABLE,
     applied_through,
     evaluate,
-    salesloft_webhooks_sensor,
 )
 from salesloft_pipeline.webhooks import EventStore, NewEvent, open_event_store
 from salesloft_pipeline_tests.postgres import fresh_database
-from salesloft_pipeline_tests.test_webhooks_apply import resources
+from salesloft_pipeline_tests.test_webhooks_apply import resources, run_sensor
 
 OLD = time.time() - 40 * 86400  # past the default retention of 30 days
 
@@ -69,36 +66,6 @@ class Logs(logging.Handler):
         return [line for line in self.lines if text in line]
 
 
-def tick(
-    instance: dg.DagsterInstance,
-    cursor: str | None,
-    wh: str,
-    events_url: str,
-    logs: Logs | None = None,
-    warehouse_url: str | None = None,
-) -> tuple[Any, list[dg.DagsterRun]]:
-    """One sensor tick, then every run it asked for, executed in process as the daemon would."""
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"events": EventStoreResource(url=events_url)}
-    )
-    if logs is not None:
-        context.log.addHandler(logs)
-    result = salesloft_webhooks_sensor(context)
-    if isinstance(result, dg.SkipReason):
-        return cursor, []
-    runs = []
-    for request in result.run_requests or []:
-        outcome = webhook_apply_job.execute_in_process(
-            run_config=request.run_config,
-            instance=instance,
-            tags={**request.tags, "dagster/run_key": request.run_key},
-            resources=resources(warehouse_url or wh, events_url),
-            raise_on_error=False,
-        )
-        runs.append(outcome.dagster_run)
-    return result.cursor, runs
-
-
 def test_applied_through_is_below_the_lowest_outstanding_range() -> None:
     assert applied_through(json.dumps({"requested_through": 9, "outstanding": {}})) == 9
     assert applied_through(json.dumps({"requested_through": 9, "outstanding": {"6-9": [1, 0], "2-4": [2, 0]}})) == 2
@@ -114,16 +81,16 @@ def test_the_sensor_prunes_old_applied_events_only(
     _append(store, 4, 2, received_at=time.time())
     seqs = _seqs(store)
     instance = dg.DagsterInstance.ephemeral()
-    cursor, runs = tick(instance, None, wh, events_url)
+    cursor, runs = run_sensor(instance, None, wh, events_url)
     # Requested in this tick, not yet applied: all kept.
     assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] and _seqs(store) == seqs
-    cursor, runs = tick(instance, cursor, wh, events_url, logs)
+    cursor, runs = run_sensor(instance, cursor, wh, events_url, logs=logs)
     assert runs == [] and json.loads(cursor) == {"requested_through": seqs[-1], "outstanding": {}}
     assert _seqs(store) == seqs[3:]  # the three old ones went; the recent ones stay
     assert logs.matching("pruned") == ["pruned 3 applied webhook events received over 30 days ago"]
     # New events still come after, numbered above everything handed out.
     _append(store, 10, 1)
-    cursor, runs = tick(instance, cursor, wh, events_url)
+    cursor, runs = run_sensor(instance, cursor, wh, events_url)
     assert [r.tags["salesloft/webhook_batch"] for r in runs] == [f"{seqs[-1]}-{seqs[-1] + 1}"]
 
 
@@ -138,13 +105,13 @@ def test_a_range_whose_run_has_not_succeeded_keeps_its_events_however_old(
     store = open_event_store(events_url)
     instance = dg.DagsterInstance.ephemeral()
     _append(store, 1, 2)
-    cursor, runs = tick(instance, None, wh, events_url)  # range a: applied
+    cursor, runs = run_sensor(instance, None, wh, events_url)  # range a: applied
     _append(store, 3, 2)
-    cursor, runs = tick(instance, cursor, wh, events_url, warehouse_url=unreachable)  # range b: fails
+    cursor, runs = run_sensor(instance, cursor, wh, events_url, warehouse_url=unreachable)  # range b: fails
     assert [r.status for r in runs] == [dg.DagsterRunStatus.FAILURE]
     _append(store, 5, 2)
-    cursor, runs = tick(instance, cursor, wh, events_url)  # range c: applied; b waits for its backoff
-    cursor, runs = tick(instance, cursor, wh, events_url)
+    cursor, runs = run_sensor(instance, cursor, wh, events_url)  # range c: applied; b waits for its backoff
+    cursor, runs = run_sensor(instance, cursor, wh, events_url)
     # Sequence numbers 1..6 (a fresh store): range a is 0-2, b 2-4, c 4-6.
     assert json.loads(cursor) == {
         "requested_through": 6,
@@ -159,7 +126,7 @@ def test_a_range_whose_run_has_not_succeeded_keeps_its_events_however_old(
     assert webhook_apply_job.execute_in_process(
         run_config=retry.run_config, instance=instance, tags=retry.tags, resources=resources(wh, events_url)
     ).success
-    cursor, runs = tick(instance, cursor, wh, events_url)
+    cursor, runs = run_sensor(instance, cursor, wh, events_url)
     assert runs == [] and json.loads(cursor) == {"requested_through": 6, "outstanding": {}}
     assert _seqs(store) == [6]
 
@@ -173,8 +140,8 @@ def test_retention_0_empty_or_invalid_keeps_every_event(
     store = open_event_store(events_url)
     _append(store, 1, 3, received_at=time.time() - 3650 * 86400)
     instance = dg.DagsterInstance.ephemeral()
-    cursor, runs = tick(instance, None, wh, events_url)
-    cursor, _ = tick(instance, cursor, wh, events_url, logs)
+    cursor, runs = run_sensor(instance, None, wh, events_url)
+    cursor, _ = run_sensor(instance, cursor, wh, events_url, logs=logs)
     assert json.loads(cursor) == {"requested_through": 3, "outstanding": {}}
     assert store.count() == 3 and logs.matching("pruned") == []
     assert bool(logs.matching(RETENTION_VARIABLE)) == (setting.strip() not in ("0", ""))
@@ -188,13 +155,13 @@ def test_a_failing_prune_warns_and_the_tick_still_requests_its_runs(
     store = open_event_store(events_url)
     _append(store, 1, 3)
     instance = dg.DagsterInstance.ephemeral()
-    cursor, _ = tick(instance, None, wh, events_url)
+    cursor, _ = run_sensor(instance, None, wh, events_url)
     # The store now refuses deletes (a real database error, raised inside the prune).
     with store._reader() as conn:
         conn.execute("CREATE TRIGGER no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'no'); END")
     _append(store, 4, 1)
     logs = Logs()
-    cursor, runs = tick(instance, cursor, wh, events_url, logs)
+    cursor, runs = run_sensor(instance, cursor, wh, events_url, logs=logs)
     assert [r.tags["salesloft/webhook_batch"] for r in runs] == ["3-4"]
     assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
     assert json.loads(cursor)["requested_through"] == 4 and sorted(json.loads(cursor)["outstanding"]) == ["3-4"]
