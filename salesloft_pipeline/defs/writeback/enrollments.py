@@ -14,9 +14,9 @@ from typing import Any
 
 from salesloft_pipeline.salesloft import ApiError, SalesloftClient
 from salesloft_pipeline.warehouse import Warehouse
-from salesloft_pipeline.warehouse.writeback import ENROLLMENT_COLUMNS, Entry, Ledger, chunks
+from salesloft_pipeline.warehouse.writeback import ENROLLMENT_COLUMNS, Entry, Ledger
 
-from .lookup import cadences_named, email_key, find_people, memberships, record_of, staging_has
+from .lookup import cadences_named, email_key, find_people, memberships, query_in, record_of, staging_has
 from .sending import refused
 
 ASSET = "writeback/cadence_enrollments"
@@ -93,12 +93,9 @@ def existing_pairs(wh: Warehouse, person_ids: Iterable[int]) -> set[tuple[int, i
     pairs: set[tuple[int, int]] = set()
     if not staging_has(wh, "cadence_memberships"):
         return pairs
-    for batch in chunks(sorted(set(person_ids)), 500):
-        marks = ", ".join([wh.PARAM] * len(batch))
-        rows = wh.query(
-            f"SELECT person_id, cadence_id FROM staging.cadence_memberships WHERE person_id IN ({marks})", batch
-        )
-        pairs.update((int(p), int(c)) for p, c in rows if p is not None and c is not None)
+    sql = "SELECT person_id, cadence_id FROM staging.cadence_memberships WHERE person_id IN ("
+    rows = query_in(wh, sql, sorted(set(person_ids)))
+    pairs.update((int(p), int(c)) for p, c in rows if p is not None and c is not None)
     return pairs
 
 

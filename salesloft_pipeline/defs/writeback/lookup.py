@@ -10,7 +10,7 @@ be taken for a match.
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -108,13 +108,17 @@ def _latest_creates(ledger: Ledger, keys: list[str]) -> dict[str, Entry]:
     return {key: entry for key, entry in latest.items() if entry.resource_id}
 
 
-def _ids_in(wh: Warehouse, sql: str, ids: list[str], params: list[Any] = ()) -> set[str]:
+def query_in(wh: Warehouse, sql: str, values: Sequence[Any], params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """The rows of `sql` (ending in `IN (`) for `values`, sent 500 a query to keep statements small."""
+    rows: list[tuple[Any, ...]] = []
+    for batch in chunks(values, 500):
+        rows.extend(wh.query(f"{sql}{', '.join([wh.PARAM] * len(batch))})", [*params, *batch]))
+    return rows
+
+
+def _ids_in(wh: Warehouse, sql: str, ids: list[str], params: Sequence[Any] = ()) -> set[str]:
     """Of `ids`, those `sql` (ending in `IN (`) finds."""
-    found: set[str] = set()
-    for batch in chunks(ids, 500):
-        rows = wh.query(f"{sql}{', '.join([wh.PARAM] * len(batch))})", [*params, *batch])
-        found.update(str(i) for (i,) in rows)
-    return found
+    return {str(i) for (i,) in query_in(wh, sql, ids, params)}
 
 
 def people_we_created(wh: Warehouse, ledger: Ledger, keys: Iterable[str]) -> dict[str, list[Person]]:
