@@ -208,8 +208,9 @@ def check_api() -> list[Check]:
                 client.get(stream.path, params=[*stream.params, ("per_page", 1), ("page", 1)])
             except ApiError as error:
                 if _is_scope_refusal(error):
+                    holder = f"the OAuth app {oauth.client_id}" if oauth is not None else f"the key in {API_KEY_VARIABLE}"
                     checks.append(Check(WARN, f"stream {stream.name} will be skipped: the key lacks scope {scope}",
-                                        f"grant scope {scope} to the API key or OAuth app behind {API_KEY_VARIABLE}"
+                                        f"grant scope {scope} to {holder}"
                                         f" to read {stream.name} (the other streams run without it)"))
                 else:
                     status = f"HTTP {error.status}" if error.status else error.detail

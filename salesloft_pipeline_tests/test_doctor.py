@@ -98,7 +98,7 @@ def test_missing_scope_warns(unscoped_sim: Any, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     [warn] = lines(result, "WARN")
     assert f"stream email_contents will be skipped: the key lacks scope {SCOPE}" in warn
-    assert f"grant scope {SCOPE}" in warn
+    assert f"grant scope {SCOPE} to the key in SALESLOFT_API_KEY" in warn
     assert "1 WARN, 0 FAIL" in result.output
 
 

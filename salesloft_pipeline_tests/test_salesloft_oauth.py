@@ -643,6 +643,8 @@ def test_doctor_and_the_extract_command_run_on_oauth(sim: Simulator, inspect: ht
     assert doctor.exit_code == 0, doctor.output
     assert "OAuth access token accepted" in doctor.output and "signed in as" in doctor.output
     assert str(tmp_path / "home" / "oauth_tokens.json") in doctor.output
+    # The key-less scope warning names the OAuth app, not SALESLOFT_API_KEY.
+    assert f"grant scope email_contents:read to the OAuth app {sim.config.oauth_client_id}" in doctor.output
     extract = runner.invoke(main, ["extract", "users"], env=env, catch_exceptions=False)
     assert extract.exit_code == 0, extract.output
     truth = httpx.get(f"{sim.url}/__sim/truth/users").json()["records"]
