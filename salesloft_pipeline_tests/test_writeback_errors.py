@@ -153,7 +153,8 @@ def test_a_failing_oauth_token_endpoint_stops_sending_and_files_nothing(
 def test_a_later_success_lifts_an_earlier_refusal(sim: Simulator, tmp_path: Path) -> None:
     url = str(tmp_path / "warehouse.duckdb")
     person = sorted((p for p in truth(sim, "people").values() if p.get("email_address")), key=lambda p: p["id"])[5]
-    user = next(iter(truth(sim, "users").values()))
+    # A user who is not the person's owner already, so the second run has a change to send.
+    user = next(u for u in truth(sim, "users").values() if u["id"] != (person.get("owner") or {}).get("id"))
     email = person["email_address"]
 
     fill(url, [{"email_address": email, "owner_id": 987654321}])  # no such user: SalesLoft's 422
