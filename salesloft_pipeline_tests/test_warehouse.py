@@ -218,7 +218,7 @@ def test_postgres_rebuilds_of_one_table_at_once(postgres_url: str) -> None:  # n
     rebuild += wh.indexes_sql("staging.emails", [("updated_at",), ("user_id", "updated_at")], analyze=True)
     assert _at_once(lambda _: wh.execute_script(rebuild, serialise="staging.emails")) == []
     assert wh.query("SELECT count(*) FROM staging.emails") == [(100,)]
-    indexes = wh.query("SELECT indexname FROM pg_indexes WHERE schemaname = 'staging' ORDER BY 1")
+    indexes = wh.query("SELECT indexname FROM pg_indexes WHERE schemaname = 'staging' AND tablename = 'emails' ORDER BY 1")
     assert indexes == [("emails__updated_at",), ("emails__user_id_updated_at",)]
 
 
@@ -233,3 +233,78 @@ def test_an_invalid_postgres_url_is_refused_without_its_password() -> None:
     with pytest.raises(ValueError, match="SALESLOFT_WAREHOUSE_URL") as raised:
         warehouse.query("SELECT 1")
     assert "s3cr3t" not in str(raised.value) and raised.value.__suppress_context__
+
+
+def _queued(warehouse: Warehouse, stream: str) -> list[str]:
+    rows = warehouse.query(f"SELECT DISTINCT id FROM raw._changes WHERE stream = {warehouse.PARAM}", [stream])
+    return sorted(i for (i,) in rows)
+
+
+def _clear_queue(warehouse: Warehouse) -> None:
+    warehouse.execute_script("DELETE FROM raw._changes")
+
+
+def test_a_load_queues_only_the_ids_whose_versions_changed(warehouse: Warehouse) -> None:
+    first = warehouse.replace_partition(EMAILS, DAY, [email(i) for i in range(4)])
+    assert (first.rows, first.changed) == (4, 4)
+    assert _queued(warehouse, "emails") == ["0", "1", "2", "3"]
+    _clear_queue(warehouse)
+    # The same versions again: nothing changed, nothing queued.
+    assert warehouse.replace_partition(EMAILS, DAY, [email(i) for i in range(4)]).changed == 0
+    assert _queued(warehouse, "emails") == []
+    # 1 gets a new version, 3 leaves the day, 9 arrives.
+    again = [email(0), email(1, "2026-01-01T11:00:00Z"), email(2), email(9)]
+    assert warehouse.replace_partition(EMAILS, DAY, again).changed == 3
+    assert _queued(warehouse, "emails") == ["1", "3", "9"]
+
+
+def test_partition_loads_record_what_reading_them_cost(warehouse: Warehouse) -> None:
+    usage = {"api_requests": 3, "api_cost": 3, "api_429s": 1, "api_budget_left": 412}
+    warehouse.replace_partition(EMAILS, DAY, [email(1)], api_usage=usage)
+    assert warehouse.query("SELECT rows, api_requests, api_cost, api_429s, api_budget_left FROM raw._loads") == [
+        (1, 3, 3, 1, 412)
+    ]
+
+
+def test_a_listed_record_that_fails_validation_is_neither_deleted_nor_lost(warehouse: Warehouse) -> None:
+    good = {"id": 2, "updated_at": "2026-01-01T00:00:00Z", "name": "good"}
+    warehouse.replace_snapshot(GROUPS, [{"id": 1}, good])
+    _clear_queue(warehouse)
+    # The next list still holds 2, but its record is malformed now.
+    bad = {"id": 2, "updated_at": "not a time"}
+    assert warehouse.replace_snapshot(GROUPS, [{"id": 1}], [(bad, "updated_at: invalid")], listed_invalid=[2]) == (1, 0)
+    assert warehouse.query("SELECT count(*) FROM raw._tombstones") == [(0,)]
+    [(record,)] = warehouse.query("SELECT CAST(record AS VARCHAR(1000)) FROM raw.groups WHERE id = 2")
+    assert json.loads(record) == good  # its last good version stays for staging
+    assert _queued(warehouse, "groups") == []
+
+
+def test_a_full_refresh_never_grows_raw_for_an_id_deleted_by_webhook_but_still_listed(warehouse: Warehouse) -> None:
+    listed = [{"id": 1, "updated_at": "2026-01-01T00:00:00Z"}, {"id": 2, "updated_at": "2026-01-01T00:00:00Z"}]
+    warehouse.replace_snapshot(GROUPS, listed)
+    warehouse.mark_deleted("groups", [(2, "2026-01-01T00:00:00Z")])
+    for _ in range(3):  # three hourly refreshes that still list the deleted id
+        warehouse.replace_snapshot(GROUPS, listed)
+    assert warehouse.query("SELECT id, count(*) FROM raw.groups GROUP BY id ORDER BY id") == [(1, 1), (2, 1)]
+    assert warehouse.query("SELECT id, source FROM raw._tombstones") == [("2", "webhook")]
+
+
+def test_a_full_refresh_queues_new_changed_vanished_and_revived_ids(warehouse: Warehouse) -> None:
+    warehouse.replace_snapshot(GROUPS, [{"id": 1}, {"id": 2}, {"id": 3}])
+    _clear_queue(warehouse)
+    warehouse.replace_snapshot(GROUPS, [{"id": 1}, {"id": 2}, {"id": 3}])
+    assert _queued(warehouse, "groups") == []
+    warehouse.replace_snapshot(GROUPS, [{"id": 1, "name": "renamed"}, {"id": 2}, {"id": 4}])
+    assert _queued(warehouse, "groups") == ["1", "3", "4"]
+    _clear_queue(warehouse)
+    warehouse.replace_snapshot(GROUPS, [{"id": 1, "name": "renamed"}, {"id": 2}, {"id": 4}])
+    assert _queued(warehouse, "groups") == []  # the deleted id's kept version is not a change
+    warehouse.replace_snapshot(GROUPS, [{"id": 1, "name": "renamed"}, {"id": 2}, {"id": 3}, {"id": 4}])
+    assert _queued(warehouse, "groups") == ["3"]
+
+
+def test_the_same_webhook_version_twice_is_stored_once(warehouse: Warehouse) -> None:
+    assert warehouse.upsert_records(EMAILS, [email(1, "2026-01-05T00:00:00Z")]) == 1
+    assert warehouse.upsert_records(EMAILS, [email(1, "2026-01-05T00:00:00Z"), email(2)]) == 1
+    assert warehouse.query("SELECT id, count(*) FROM raw.emails GROUP BY id ORDER BY id") == [(1, 1), (2, 1)]
+    assert _queued(warehouse, "emails") == ["1", "2"]

@@ -23,7 +23,7 @@ from salesloft_pipeline.salesloft.errors import (
     RateLimitError,
     TransportError,
 )
-from salesloft_pipeline.salesloft.pacing import COST_HEADER, Pacer, header_int, page_cost
+from salesloft_pipeline.salesloft.pacing import COST_HEADER, REMAINING_HEADER, Pacer, header_int, page_cost
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,14 @@ Params = Sequence[tuple[str, str | int]]
 
 @dataclass
 class ClientStats:
-    """What a client spent: requests sent, API cost charged, 429s met, retries made."""
+    """What a client spent: requests sent, API cost charged, 429s met, retries made,
+    and the team's budget left in the minute as the last answer said."""
 
     requests: int = 0
     cost: int = 0
     rate_limited: int = 0
     retries: int = 0
+    budget_left: int | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ class SalesloftClient:
             self.stats.requests += 1 + len(response.history)  # history: a 401 that BearerAuth answered by resending
             cost = header_int(response.headers, COST_HEADER) or 0
             status = response.status_code
+            self.stats.budget_left = header_int(response.headers, REMAINING_HEADER)
             self.pacer.observe(response.headers, sent_at, received_at, rate_limited=status == 429)
             if status == 429:
                 # Not charged: the budget was spent, by us or by the rest of the team.

@@ -20,6 +20,14 @@ from .base import Warehouse
 from .tables import RawTable
 
 
+# Raw tables are looked up by day (loads replace one) and by id (staging merges the changed ones).
+RAW_INDEXES = (("id",), ("_partition",))
+
+
+def index_name(table: str, columns: Sequence[str]) -> str:
+    return f"{table.split('.')[-1]}__{'_'.join(columns)}"
+
+
 class _Cursor:
     """Gives a psycopg2 cursor DuckDB's `execute(...).fetchall()` shape."""
 
@@ -65,26 +73,48 @@ class PostgresWarehouse(Warehouse):
     def _serialise(self, conn: _Cursor, key: str) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"salesloft_pipeline:{key}"])
 
-    def _create_raw_table(self, conn: _Cursor, table: RawTable) -> None:
-        """As on DuckDB, but ALTER only for columns really missing.
+    def _columns(self, conn: _Cursor, table: str) -> set[str]:
+        schema, name = table.split(".")
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+            [schema, name],
+        ).fetchall()
+        return {column for (column,) in rows}
 
-        ALTER TABLE takes an exclusive lock even when the column exists, which
-        would make every run's setup wait for (and block) every reader of the table."""
+    def _create_raw_table(self, conn: _Cursor, table: RawTable) -> None:
+        """As on DuckDB, but only when the table or a column is really missing, and with
+        indexes on what loads and staging merges look rows up by (the day, the id).
+
+        ALTER TABLE and CREATE INDEX take locks even when there is nothing to do,
+        which would make every run's setup wait for (and block) every reader of the table."""
+        present = self._columns(conn, table.qualified)
+        if not (present and all(c.name in present for c in table.columns)):
+            super()._create_raw_table(conn, table)
         schema, name = table.qualified.split(".")
-        present = {
-            column
-            for (column,) in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
-                [schema, name],
+        indexed = {
+            index
+            for (index,) in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s", [schema, name]
             ).fetchall()
         }
-        if present and all(c.name in present for c in table.columns):
-            return
-        super()._create_raw_table(conn, table)
+        missing = [columns for columns in RAW_INDEXES if index_name(table.qualified, columns) not in indexed]
+        if missing:
+            conn.execute(self.indexes_sql(table.qualified, missing))
+
+    def _add_column(self, conn: _Cursor, table: str, column: str, kind: str) -> None:
+        if column not in self._columns(conn, table):
+            super()._add_column(conn, table, column, kind)
+
+    def temp_table(self, conn: _Cursor, name: str, definition: str) -> None:
+        conn.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
+        if definition.startswith("AS "):
+            conn.execute(f"CREATE TEMP TABLE {name} ON COMMIT DROP {definition}")
+        else:
+            conn.execute(f"CREATE TEMP TABLE {name} ({definition}) ON COMMIT DROP")
 
     def indexes_sql(self, table: str, indexes: Sequence[Sequence[str]], analyze: bool = False) -> str:
         statements = [
-            f"CREATE INDEX IF NOT EXISTS {table.split('.')[-1]}__{'_'.join(columns)} ON {table} ({', '.join(columns)});\n"
+            f"CREATE INDEX IF NOT EXISTS {index_name(table, columns)} ON {table} ({', '.join(columns)});\n"
             for columns in indexes
         ]
         if analyze:  # CREATE TABLE AS leaves the planner without statistics until autovacuum comes by

@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from salesloft_pipeline.salesloft import Extraction, Record, SalesloftClient, Stream, dump_record, extract
 from salesloft_pipeline.warehouse import RawTable, Warehouse
+from salesloft_pipeline.warehouse.base import ApiUsage
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,23 @@ class DayLoad:
     day: date
     rows: int
     rejected: int
+    changed: int  # ids whose versions in the day differ from the previous load's
+    api_usage: ApiUsage  # what reading this day cost
+
+
+class _Spend:
+    """The client's spend since the last call, for each committed day."""
+
+    def __init__(self, client: SalesloftClient) -> None:
+        self.client = client
+        self.seen = (0, 0, 0)
+
+    def __call__(self) -> ApiUsage:
+        stats = self.client.stats
+        now = (stats.requests, stats.cost, stats.rate_limited)
+        requests, cost, limited = (a - b for a, b in zip(now, self.seen))
+        self.seen = now
+        return {"api_requests": requests, "api_cost": cost, "api_429s": limited, "api_budget_left": stats.budget_left}
 
 
 @dataclass
@@ -83,9 +101,10 @@ class _DayByDay:
         first_day: date,
         extracted_at: datetime,
         committed: Callable[[DayLoad], None],
+        spend: _Spend,
     ) -> None:
         self.warehouse, self.table, self.extraction = warehouse, table, extraction
-        self.day, self.extracted_at, self.committed = first_day, extracted_at, committed
+        self.day, self.extracted_at, self.committed, self.spend = first_day, extracted_at, committed, spend
         self.rows: list[dict] = []
         self.invalid_seen = 0
 
@@ -107,8 +126,9 @@ class _DayByDay:
         invalid = self.extraction.invalid[self.invalid_seen :]
         self.invalid_seen += len(invalid)
         rejected = [(i.record, i.reason) for i in invalid]
-        count = self.warehouse.replace_partition(self.table, self.day, self.rows, rejected, self.extracted_at)
-        self.committed(DayLoad(self.day, count, len(rejected)))
+        usage = self.spend()
+        load = self.warehouse.replace_partition(self.table, self.day, self.rows, rejected, self.extracted_at, usage)
+        self.committed(DayLoad(self.day, load.rows, len(rejected), load.changed, usage))
         self.rows = []
         self.day += timedelta(days=1)
 
@@ -133,9 +153,10 @@ def load_days(
         result.loaded.append(load)
         on_commit(load)
 
+    spend = _Spend(client)
     for run in contiguous_runs(d for d in days if d not in complete):
         extraction = extract(client, stream, since=day_start(run[0]), until=day_start(run[-1] + timedelta(days=1)))
-        writer = _DayByDay(warehouse, table, extraction, run[0], started, committed)
+        writer = _DayByDay(warehouse, table, extraction, run[0], started, committed, spend)
         for record in extraction:
             writer.add(record)
         if extraction.skipped:
@@ -156,5 +177,7 @@ def load_snapshot(
     if extraction.skipped:
         return 0, 0, 0, extraction.skipped
     rejected = [(i.record, i.reason) for i in extraction.invalid]
-    rows, deleted = warehouse.replace_snapshot(table, records, rejected)
+    # A record that failed validation was still listed: its id is present, not deleted.
+    listed = [i.record["id"] for i in extraction.invalid if isinstance(i.record, dict) and i.record.get("id") is not None]
+    rows, deleted = warehouse.replace_snapshot(table, records, rejected, listed_invalid=listed)
     return rows, len(rejected), deleted, None
