@@ -28,7 +28,7 @@ from pathlib import Path
 
 
 from salesloft_pipeline.defs.engagement import models
-from salesloft_pipeline.defs.staging.assets import STAGING_INDEXES, staging_indexes_sql
+from salesloft_pipeline.defs.staging.build import STAGING_INDEXES, staging_indexes_sql
 from salesloft_pipeline.warehouse import Warehouse, open_warehouse
 from throwaway import throwaway_database  # bench/throwaway.py (the script's own folder)
 

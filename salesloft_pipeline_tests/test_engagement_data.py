@@ -16,7 +16,7 @@ from typing import Any
 
 from salesloft_pipeline.defs.engagement import models
 from salesloft_pipeline.defs.extract.tables import all_raw_tables, raw_table
-from salesloft_pipeline.defs.staging.assets import staging_sql
+from salesloft_pipeline.defs.staging.build import build_staging
 from salesloft_pipeline.salesloft import BY_NAME
 from salesloft_pipeline.warehouse import Warehouse, open_warehouse
 from salesloft_pipeline_tests.postgres import fresh_database
@@ -168,7 +168,7 @@ def load(wh: Warehouse, dataset: Mapping[str, list[dict[str, Any]]] = DATASET) -
 
 def rebuild_staging(wh: Warehouse) -> None:
     for stream in models.INPUT_STREAMS:
-        wh.execute_script(staging_sql(BY_NAME[stream]))
+        build_staging(wh, BY_NAME[stream])
 
 
 @contextmanager

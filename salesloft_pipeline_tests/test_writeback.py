@@ -17,7 +17,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS, raw_asset_key
 from salesloft_pipeline.defs.extract.tables import raw_table
 from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
-from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS, staging_sql
+from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
+from salesloft_pipeline.defs.staging.build import build_staging
 from salesloft_pipeline.defs.writeback.assets import WRITEBACK_ASSETS, writeback_people
 from salesloft_pipeline.salesloft import BY_NAME, SalesloftClient
 from salesloft_pipeline.simulator import Simulator, SimulatorConfig
@@ -306,7 +307,7 @@ def test_people_we_created_are_known_until_salesloft_says_otherwise(sim: Simulat
     # Deleted in SalesLoft; the person_deleted webhook's tombstone reaches staging (no extraction since).
     deleted = httpx.post(f"{sim.url}/__sim/delete", json={"stream": "people", "id": a_id}).json()["deleted"]
     wh.mark_deleted("people", [(a_id, deleted["updated_at"])])  # what the webhook apply job does
-    wh.execute_script(staging_sql(BY_NAME["people"]))
+    build_staging(wh, BY_NAME["people"])
     rerun_creates_again(a, a_id)
 
     # Deleted in SalesLoft, no webhook: the next extraction of people does not bring it to staging.
@@ -391,7 +392,7 @@ def test_unknown_and_ambiguous_references_are_reported_not_guessed(sim: Simulato
     # A second cadence of the same name reaches staging (as a cadence_created webhook would bring it).
     twin = {**cadences[1], "id": 99_000_001}
     wh.upsert_records(raw_table(BY_NAME["cadences"]), [twin])
-    wh.execute_script(staging_sql(BY_NAME["cadences"]))
+    build_staging(wh, BY_NAME["cadences"])
     person = next(p for p in truth(sim, "people").values() if p.get("email_address"))
     tag = unique("amb")
     fill(
@@ -526,7 +527,7 @@ def test_one_writer_per_asset(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("engine", ["duckdb", "postgres"])
 def test_example_models_fill_the_input_tables(engine: str, tmp_path: Path) -> None:
-    from salesloft_pipeline.defs.staging.assets import SQL_DIR
+    from salesloft_pipeline.defs.staging.build import SQL_DIR
 
     def check(url: str) -> None:
         wh = open_warehouse(url)

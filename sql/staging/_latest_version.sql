@@ -5,13 +5,13 @@
 -- from a full refresh) covers its latest version.
 -- sql/staging/<stream>.sql, where it exists, lists columns to add after latest.*:
 -- typed fields pulled out of `record` for the marts.
-DROP TABLE IF EXISTS staging.{stream};
-
-CREATE TABLE staging.{stream} AS
+-- {ids} is empty for a full build, or restricts the build to the ids whose
+-- raw versions changed (an incremental merge gives the same rows for them).
 SELECT latest.*{columns}
 FROM (
     SELECT DISTINCT ON (id) *
     FROM raw.{stream}
+    {ids}
     ORDER BY id, updated_at DESC NULLS LAST, _extracted_at DESC
 ) AS latest
 WHERE NOT EXISTS (
@@ -24,4 +24,4 @@ WHERE NOT EXISTS (
           OR latest.updated_at IS NULL
           OR latest.updated_at <= tombstone.hides_through
       )
-);
+)

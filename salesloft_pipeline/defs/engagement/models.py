@@ -21,7 +21,7 @@ from pathlib import Path
 
 from salesloft_pipeline.warehouse import PostgresWarehouse, Warehouse
 
-from ..staging.assets import SQL_DIR
+from ..staging.build import SQL_DIR
 
 MARTS_DIR: Path = SQL_DIR / "marts"
 FACTS = "activity_facts"

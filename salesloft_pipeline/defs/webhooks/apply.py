@@ -5,8 +5,8 @@ Created/updated events add the record as a version of its raw table
 tombstones that hide every version up to the deleted one's `updated_at`.
 Staging keeps the newest `updated_at` per id whichever way a version came, so
 the order events are applied in does not matter, and applying the same event
-twice changes nothing visible: the second copy is an identical version that
-staging's DISTINCT ON collapses, the second tombstone the same tombstone.
+twice changes nothing: the raw table keeps one copy of an identical version,
+the second tombstone is the same tombstone.
 """
 
 import json
@@ -22,7 +22,7 @@ from salesloft_pipeline.warehouse.tables import to_row, utc
 from salesloft_pipeline.webhooks import StoredEvent, action_for
 
 from ..extract.tables import raw_table
-from ..staging.assets import rebuild_staging
+from ..staging.build import StagingBuild, build_staging
 
 
 @dataclass
@@ -95,10 +95,10 @@ def plan(events: Iterable[StoredEvent]) -> Plan:
     return result
 
 
-def apply_plan(wh: Warehouse, batch: Plan) -> list[str]:
-    """Writes the batch to the raw tables and rebuilds their staging models.
+def apply_plan(wh: Warehouse, batch: Plan) -> list[StagingBuild]:
+    """Writes the batch to the raw tables and merges what changed into their staging models.
 
-    Returns the streams whose staging was rebuilt."""
+    Returns the staging builds that changed something."""
     streams = sorted(batch.streams)
     if not streams:
         return []
@@ -109,6 +109,5 @@ def apply_plan(wh: Warehouse, batch: Plan) -> list[str]:
             wh.upsert_records(raw_table(BY_NAME[stream]), changes.upserts, source="webhook")
         if changes.deletions:
             wh.mark_deleted(stream, changes.deletions.items(), source="webhook")
-    for stream in streams:
-        rebuild_staging(wh, BY_NAME[stream])
-    return streams
+    builds = [build_staging(wh, BY_NAME[stream]) for stream in streams]
+    return [build for build in builds if build.changed]

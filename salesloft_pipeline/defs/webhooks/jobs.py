@@ -2,9 +2,10 @@
 
 The sensor hands each run a range (`after_seq`, `through_seq`] of the event
 store. The run adds the records to their raw tables, writes tombstones for
-deletes, rebuilds the staging models of the streams it touched and reports
-them as materializations of `staging/<stream>`: the engagement sensor watches
-those and rebuilds the activity days whose metrics changed.
+deletes, merges what changed into the staging models of the streams it
+touched and reports each that changed as a materialization of
+`staging/<stream>`: the engagement sensor watches those and rebuilds the
+activity days whose metrics changed.
 
 Staging is rebuilt inside the run, not left to declarative automation, so a
 delivery reaches staging without the automation daemon (tests, `dagster job
@@ -50,18 +51,20 @@ def apply_webhook_events(
     if batch.not_applied:
         context.log.info(f"stored but not applied (event types the pipeline does not apply): {dict(batch.not_applied)}")
     wh = warehouse.open()
-    rebuilt = apply_plan(wh, batch)
+    builds = apply_plan(wh, batch)
     counts = batch.counts()
-    for stream in rebuilt:
-        [(rows,)] = wh.query(f"SELECT count(*) FROM staging.{stream}")
+    for build in builds:
+        [(rows,)] = wh.query(f"SELECT count(*) FROM staging.{build.stream}")
         context.log_event(
             dg.AssetMaterialization(
-                asset_key=staging_asset_key(BY_NAME[stream]),
-                description=f"rebuilt after webhook events {config.after_seq + 1}..{config.through_seq}",
+                asset_key=staging_asset_key(BY_NAME[build.stream]),
+                description=f"{build.reason} after webhook events {config.after_seq + 1}..{config.through_seq}",
                 metadata={
                     "dagster/row_count": dg.MetadataValue.int(rows),
-                    "webhook_upserts": dg.MetadataValue.int(counts[stream]["upserts"]),
-                    "webhook_deletions": dg.MetadataValue.int(counts[stream]["deletions"]),
+                    "build": build.mode,
+                    "ids_merged": dg.MetadataValue.int(build.ids),
+                    "webhook_upserts": dg.MetadataValue.int(counts[build.stream]["upserts"]),
+                    "webhook_deletions": dg.MetadataValue.int(counts[build.stream]["deletions"]),
                 },
             )
         )
