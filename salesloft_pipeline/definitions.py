@@ -9,6 +9,7 @@ import dagster as dg
 from salesloft_pipeline.defs.engagement.assets import ENGAGEMENT_ASSETS, engagement_job
 from salesloft_pipeline.defs.engagement.checks import ENGAGEMENT_CHECKS
 from salesloft_pipeline.defs.engagement.sensors import engagement_late_updates_sensor
+from salesloft_pipeline.defs.engagement.update import engagement_update_job
 from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS
 from salesloft_pipeline.defs.extract.checks import EXTRACT_CHECKS
 from salesloft_pipeline.defs.extract.schedules import (
@@ -34,7 +35,7 @@ def _env(name: str) -> dg.EnvVar | None:
 defs = dg.Definitions(
     assets=[*EXTRACT_ASSETS, *STAGING_ASSETS, *ENGAGEMENT_ASSETS, *WRITEBACK_ASSETS],
     asset_checks=[*EXTRACT_CHECKS, *ENGAGEMENT_CHECKS],
-    jobs=[incremental_job, full_refresh_job, engagement_job, webhook_apply_job, writeback_job],
+    jobs=[incremental_job, full_refresh_job, engagement_job, engagement_update_job, webhook_apply_job, writeback_job],
     schedules=[salesloft_incremental_schedule, full_refresh_schedule],
     sensors=[
         engagement_late_updates_sensor,

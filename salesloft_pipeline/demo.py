@@ -87,7 +87,7 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
     import dagster as dg
 
     from salesloft_pipeline.defs.engagement.assets import ENGAGEMENT_ASSETS
-    from salesloft_pipeline.defs.engagement.sensors import requests_for_stale_days
+    from salesloft_pipeline.defs.engagement.update import engagement_update_job
     from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS
     from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
     from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
@@ -163,9 +163,10 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
             if not outcome.success:
                 raise click.ClickException("the webhook apply run failed")
         result.webhook_events = store.last_seq() - before
+        # What engagement_late_updates_sensor's run does: rebuild the activity days the change touched.
+        if not engagement_update_job.execute_in_process(instance=instance, resources=resources).success:
+            raise click.ClickException("the engagement update run failed")
         wh = open_warehouse(str(plan.warehouse))
-        for request in requests_for_stale_days(wh, datetime.now(timezone.utc)):
-            materialize(ENGAGEMENT_ASSETS, tags=request.tags)
         newest = wh.query(
             "SELECT id, updated_at FROM raw.people WHERE _source = 'webhook' ORDER BY updated_at DESC LIMIT 1"
         )

@@ -8,6 +8,8 @@ the engagement runs they ask for.
 from __future__ import annotations
 
 import copy
+import shutil
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,14 +22,15 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from salesloft_pipeline.defs.engagement import models
 from salesloft_pipeline.defs.engagement.assets import ENGAGEMENT_ASSETS
 from salesloft_pipeline.defs.engagement.checks import ENGAGEMENT_CHECKS
-from salesloft_pipeline.defs.engagement.sensors import engagement_late_updates_sensor
+from salesloft_pipeline.defs.engagement import sensors
+from salesloft_pipeline.defs.engagement.update import engagement_update_job
 from salesloft_pipeline.defs.extract.tables import raw_table
 from salesloft_pipeline.defs.resources import WarehouseResource
 from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
 from salesloft_pipeline.salesloft import BY_NAME
 from salesloft_pipeline.warehouse import Warehouse, open_warehouse
 from salesloft_pipeline_tests.postgres import fresh_database
-from salesloft_pipeline_tests.test_engagement_data import D0, D1, D2, EMAILS, load
+from salesloft_pipeline_tests.test_engagement_data import D0, D1, D2, EMAILS, USERS, email, load
 
 INPUT_STAGING = [a for a in STAGING_ASSETS if a.key.path[-1] in models.INPUT_STREAMS]
 D6 = D1 + timedelta(days=5)
@@ -51,21 +54,29 @@ def rebuild_staging(instance: dg.DagsterInstance, url: str, streams: tuple[str, 
     assert dg.materialize(assets, resources=resources(url), instance=instance).success
 
 
-def tick(instance: dg.DagsterInstance, url: str, cursor: str | None) -> tuple[list[tuple[date, date]], str | None, Any]:
-    """One sensor evaluation: the day ranges it asks for, its new cursor, its result."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources(url))
-    result = engagement_late_updates_sensor(context)
+def tick(instance: dg.DagsterInstance, cursor: str | None, now: float | None = None) -> tuple[bool, str | None, Any]:
+    """One sensor evaluation: whether it asks for an update run, its new cursor, its result."""
+    result = sensors.evaluate(instance, cursor, now)
     if isinstance(result, dg.SkipReason):
-        return [], cursor, result
-    ranges = [
-        (date.fromisoformat(r.tags[ASSET_PARTITION_RANGE_START_TAG]), date.fromisoformat(r.tags[ASSET_PARTITION_RANGE_END_TAG]))
-        for r in result.run_requests
-    ]
-    return ranges, result.cursor, result
+        return False, cursor, result
+    assert len(result.run_requests) == 1
+    return True, result.cursor, result
+
+
+def update(instance: dg.DagsterInstance, url: str) -> list[date]:
+    """What the sensor's run request does; returns the days it rebuilt, and checks every model after."""
+    result = engagement_update_job.execute_in_process(resources=resources(url), instance=instance)
+    assert result.success
+    days = sorted(
+        {date.fromisoformat(e.materialization.partition) for e in result.get_asset_materialization_events()}
+    )
+    for check in ENGAGEMENT_CHECKS:
+        assert _evaluate(check, url).passed, check.check_keys
+    return days
 
 
 def run(instance: dg.DagsterInstance, url: str, first: date, last: date) -> dg.ExecuteInProcessResult:
-    """What the sensor's run request does: every engagement model (and its checks) for the range."""
+    """A backfill of every engagement model (and its checks) for the range."""
     result = dg.materialize(
         [*ENGAGEMENT_ASSETS, *ENGAGEMENT_CHECKS],
         resources=resources(url),
@@ -104,21 +115,19 @@ def test_late_replies_opens_and_bounces_change_the_day_the_email_was_sent(url: s
     load(wh)
     rebuild_staging(instance, url)
 
-    # Nothing built yet: every day with activity is asked for, consecutive days in one run.
-    ranges, cursor, _ = tick(instance, url, None)
-    assert ranges == [(D0, D2)]
-    run(instance, url, D0, D2)
+    # Nothing built yet: every day with activity is built.
+    asked, cursor, _ = tick(instance, None)
+    assert asked
+    assert update(instance, url) == [D0, D1, D2]
     before = day(wh, D1)
     assert (before["emails_replied"], before["emails_bounced"], before["emails_opened"]) == (1, 1, 3)
     assert day(wh, D2)["emails_opened"] == 0
 
-    # No staging rebuild since: the sensor does not even look.
-    assert tick(instance, url, cursor)[0] == []
-    assert isinstance(tick(instance, url, cursor)[2], dg.SkipReason)
-    # Staging rebuilt with nothing new: it looks and finds nothing stale.
+    # No staging change since: the sensor asks for nothing.
+    assert not tick(instance, cursor)[0]
+    # Staging asked to build with nothing new: it records no materialization, so still nothing.
     rebuild_staging(instance, url, ("emails",))
-    ranges, cursor, _ = tick(instance, url, cursor)
-    assert ranges == []
+    assert not tick(instance, cursor)[0]
 
     # Five days later: a reply to e4 and a bounce of e7 (both sent on D1), an open of e3 (sent on D2). Each
     # version carries updated_at D1+5, so extraction loads it into partition D1+5.
@@ -129,9 +138,9 @@ def test_late_replies_opens_and_bounces_change_the_day_the_email_was_sent(url: s
         [email_version(4, late, replies=1), email_version(7, late, bounced=True), email_version(3, late, views=2)],
     )
     rebuild_staging(instance, url, ("emails",))
-    ranges, cursor, _ = tick(instance, url, cursor)
-    assert ranges == [(D1, D2)]  # not D1+5: nothing happened on that day
-    run(instance, url, *ranges[0])
+    asked, cursor, _ = tick(instance, cursor)
+    assert asked
+    assert update(instance, url) == [D1, D2]  # not D1+5: nothing happened on that day
 
     after = day(wh, D1)
     assert after["emails_replied"] == 2  # e1 and now e4
@@ -140,7 +149,8 @@ def test_late_replies_opens_and_bounces_change_the_day_the_email_was_sent(url: s
     assert after["reply_rate"] == pytest.approx(1.0)
     assert day(wh, D2)["emails_opened"] == 1
     assert after["emails_sent"] == before["emails_sent"] == 4
-    assert models.stale_days(wh, D0, D6) == []
+    assert models.stale_days(wh, D0, D6) == []  # the exhaustive comparison agrees
+    assert update(instance, url) == []  # the queue is empty now
 
 
 def test_a_deleted_email_disappears_from_its_days_counts(url: str) -> None:
@@ -150,24 +160,24 @@ def test_a_deleted_email_disappears_from_its_days_counts(url: str) -> None:
     rebuild_staging(instance, url)
     run(instance, url, D0, D2)
     assert (day(wh, D1)["emails_sent"], day(wh, D1)["emails_opened"], day(wh, D1)["people_emailed"]) == (4, 3, 3)
-    _, cursor, _ = tick(instance, url, None)
+    assert update(instance, url) == []  # the backfill built every day already: nothing differs
+    _, cursor, _ = tick(instance, None)
 
     # e7 deleted in SalesLoft: the webhook path tombstones it.
     wh.mark_deleted("emails", [(7, "2025-03-03T11:00:00.000000Z")])
     rebuild_staging(instance, url, ("emails",))
-    ranges, cursor, _ = tick(instance, url, cursor)
-    assert ranges == [(D1, D1)]
-    run(instance, url, D1, D1)
+    asked, cursor, _ = tick(instance, cursor)
+    assert asked
+    assert update(instance, url) == [D1]
     assert (day(wh, D1)["emails_sent"], day(wh, D1)["emails_opened"]) == (3, 2)
     assert day(wh, D1)["people_emailed"] == 3  # 101 still got e1
 
     # Deleting a day's only email empties the day's emails, not the day: e3 was D2's only email.
     wh.mark_deleted("emails", [(3, "2025-03-03T20:00:00.000000-05:00")])
     rebuild_staging(instance, url, ("emails",))
-    ranges, cursor, _ = tick(instance, url, cursor)
-    assert ranges == [(D2, D2)]
-    run(instance, url, D2, D2)
+    assert update(instance, url) == [D2]
     assert day(wh, D2)["emails_sent"] == 0
+    assert models.stale_days(wh, D0, D2) == []
 
 
 def _evaluate(check: dg.AssetChecksDefinition, url: str) -> dg.AssetCheckResult:
@@ -209,3 +219,108 @@ def test_the_checks_pass_on_good_marts_and_fail_on_broken_ones(url: str) -> None
     assert not _evaluate(_check("daily_engagement", "reconciles_with_staging"), url).passed
     models.build(wh, models.MODELS, D1, D1)
     assert _evaluate(_check("daily_engagement", "reconciles_with_staging"), url).passed
+
+
+def test_a_failed_update_changes_nothing_and_its_retry_brings_every_model_up_to_date(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    wh = open_warehouse(url)
+    load(wh)
+    rebuild_staging(instance, url)
+    update(instance, url)
+    _, cursor, _ = tick(instance, None)
+    assert day(wh, D1)["emails_replied"] == 1
+
+    # A reply to e4 arrives; the last mart of the build fails (a broken model file, a full disk, a killed connection).
+    wh.replace_partition(raw_table(BY_NAME["emails"]), D6, [email_version(4, "2025-03-08T10:00:00.000000Z", replies=1)])
+    rebuild_staging(instance, url, ("emails",))
+    broken = tmp_path / "marts"
+    shutil.copytree(models.MARTS_DIR, broken)
+    (broken / f"{models.MARTS[-1]}.sql").write_text("SELECT no_such_column FROM engagement.activity_facts")
+    monkeypatch.setattr(models, "MARTS_DIR", broken)
+    asked, cursor, _ = tick(instance, cursor)
+    assert asked
+    assert not engagement_update_job.execute_in_process(resources=resources(url), instance=instance, raise_on_error=False).success
+    # Facts and marts are one transaction: neither moved, and the change is still queued.
+    assert day(wh, D1)["emails_replied"] == 1
+    assert wh.query("SELECT replied FROM engagement.activity_facts WHERE activity = 'email' AND source_id = 4") == [(False,)]
+    assert wh.query("SELECT stream, id FROM staging._changes") == [("emails", "4")]
+    # A partitioned backfill of the models is all or nothing too.
+    broken_backfill = dg.materialize(
+        ENGAGEMENT_ASSETS,
+        resources=resources(url),
+        instance=instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: D1.isoformat(), ASSET_PARTITION_RANGE_END_TAG: D1.isoformat()},
+        raise_on_error=False,
+    )
+    assert not broken_backfill.success
+    assert day(wh, D1)["emails_replied"] == 1
+
+    # The sensor asks again once the pause after the failure is over, and the retry fixes every model.
+    monkeypatch.setattr(models, "MARTS_DIR", models.SQL_DIR / "marts")
+    assert not tick(instance, cursor)[0]
+    asked, cursor, result = tick(instance, cursor, now=time.time() + sensors.RETRY_AFTER_SECONDS + 1)
+    assert asked and result.run_requests[0].tags["engagement/reason"] == "retry of a failed update"
+    assert update(instance, url) == [D1]
+    assert day(wh, D1)["emails_replied"] == 2
+    assert models.stale_days(wh, D0, D6) == []
+
+
+def test_the_sensor_asks_for_one_run_at_a_time_and_never_opens_the_warehouse(url: str) -> None:
+    assert not sensors.engagement_late_updates_sensor.required_resource_keys
+    instance = dg.DagsterInstance.ephemeral()
+    wh = open_warehouse(url)
+    load(wh)
+    rebuild_staging(instance, url)
+    asked, cursor, result = tick(instance, None)
+    assert asked
+    # The run it asked for is queued (the pool is busy, say) while staging keeps changing.
+    queued = instance.create_run_for_job(engagement_update_job, run_config={})
+    for n in range(5):
+        wh.replace_partition(raw_table(BY_NAME["emails"]), D6, [email_version(4, f"2025-03-08T10:0{n}:00.000000Z", replies=n)])
+        rebuild_staging(instance, url, ("emails",))
+        waiting, same_cursor, skip = tick(instance, cursor)
+        assert not waiting and same_cursor == cursor
+        assert queued.run_id in skip.skip_message
+    instance.report_run_canceled(queued)
+    # Once it is gone, one run takes every change made meanwhile.
+    asked, cursor, _ = tick(instance, cursor)
+    assert asked
+    assert update(instance, url) == [D0, D1, D2]  # the first update: every day with activity
+    assert day(wh, D1)["emails_replied"] == 2  # e1, and e4's latest version (4 replies)
+    assert not tick(instance, cursor)[0]
+
+
+def test_a_first_touch_that_moves_to_another_day_is_rebuilt_there(url: str) -> None:
+    """Deleting a membership's first touches moves its first touch to a later touch, on a day no deleted record was on."""
+    instance = dg.DagsterInstance.ephemeral()
+    wh = open_warehouse(url)
+    load(wh)
+    later = email(9, 1, 101, "2025-03-04T15:00:00.000000Z", 10, 1001)  # D2, to 101 in cadence 10
+    wh.upsert_records(raw_table(BY_NAME["emails"]), [later])
+    rebuild_staging(instance, url)
+    update(instance, url)
+    assert day(wh, D1)["first_touches"] == 3 and day(wh, D2)["first_touches"] == 0
+
+    # e1, e7 and c11 (all D1) were mb41's touches on D1: its first touch is now e9, on D2.
+    wh.mark_deleted("emails", [(1, "2025-03-03T12:00:00.000000Z"), (7, "2025-03-03T11:00:00.000000Z")])
+    wh.mark_deleted("calls", [(11, "2025-03-03T14:00:00.000000Z")])
+    rebuild_staging(instance, url, ("emails", "calls"))
+    assert update(instance, url) == [D1, D2]
+    assert day(wh, D1)["first_touches"] == 2 and day(wh, D2)["first_touches"] == 1
+    assert models.stale_days(wh, D0, D6) == []
+
+
+def test_a_changed_user_rebuilds_the_days_of_the_meetings_they_booked(url: str) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    wh = open_warehouse(url)
+    load(wh)
+    rebuild_staging(instance, url)
+    update(instance, url)
+    # m24's booker g-unknown joins the team: the meeting gets a user on D1.
+    joined = {**USERS[0], "id": 3, "guid": "g-unknown", "updated_at": "2025-03-05T00:00:00.000000Z"}
+    wh.replace_snapshot(raw_table(BY_NAME["users"]), [*USERS, joined])
+    rebuild_staging(instance, url, ("users",))
+    assert update(instance, url) == [D1]
+    assert models.stale_days(wh, D0, D6) == []

@@ -2,10 +2,12 @@
 
 A partition is an activity day: the day an email was sent, a call made, a
 meeting booked (not the day the record was last updated). Materializing a
-range of days replaces those days of `engagement.<model>` in one transaction
-per model, so reruns never double-count. `engagement/activity_facts` is built
-from staging; the marts aggregate it. Late updates (a reply on D+5 to an email
-sent on D) reach day D through `engagement_late_updates_sensor` (sensors.py).
+range of days replaces those days of every `engagement.<model>` in one
+transaction (the models are one multi-asset), so reruns never double-count
+and a mart never disagrees with the facts. `engagement/activity_facts` is
+built from staging; the marts aggregate it. Late updates (a reply on D+5 to
+an email sent on D) reach day D through the `engagement_update` job that
+`engagement_late_updates_sensor` runs (sensors.py).
 """
 
 from datetime import date, timedelta
@@ -14,6 +16,7 @@ from typing import Any
 import dagster as dg
 
 from salesloft_pipeline.salesloft import BY_NAME
+from salesloft_pipeline.warehouse import Warehouse
 
 from ..extract.assets import DAILY
 from ..resources import WarehouseResource
@@ -81,63 +84,80 @@ def trend_markdown(rows: list[tuple[date, int, float | None, float | None]]) -> 
     return "\n".join(lines)
 
 
-def build_engagement_asset(model: str) -> dg.AssetsDefinition:
+def _spec(model: str) -> dg.AssetSpec:
     if model == models.FACTS:
         deps = [staging_asset_key(BY_NAME[s]) for s in models.INPUT_STREAMS]
     else:
         deps = [engagement_asset_key(models.FACTS)]
-
-    @dg.asset(
+    return dg.AssetSpec(
         key=engagement_asset_key(model),
         deps=deps,
         group_name=GROUP,
         description=_description(model),
         kinds={"sql", "table"},
-        partitions_def=DAILY,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         metadata={"dagster/table_name": f"engagement.{model}", "sql": f"sql/marts/{model}.sql"},
     )
-    def engagement(
-        context: dg.AssetExecutionContext, config: EngagementConfig, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
-        first, last = _days(context)
-        wh = warehouse.open()
-        wh.setup([])
-        missing = models.missing_inputs(wh)
-        if missing:
-            raise dg.Failure(
-                f"staging tables {', '.join(missing)} do not exist yet: materialize"
-                f" {', '.join('staging/' + m for m in missing)} first"
-            )
-        if config.rebuild:
-            first = DAILY.start.date()
-        models.build(wh, [model], first, last, rebuild=config.rebuild)
-        [(day_rows,)] = wh.query(
-            f"SELECT count(*) FROM engagement.{model} WHERE activity_day BETWEEN "
-            f"DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
-        )
-        [(total,)] = wh.query(f"SELECT count(*) FROM engagement.{model}")
-        columns = wh.query(
-            "SELECT column_name, data_type FROM information_schema.columns"
-            f" WHERE table_schema = 'engagement' AND table_name = '{model}' ORDER BY ordinal_position"
-        )
-        metadata: dict[str, Any] = {
-            "dagster/row_count": total,
-            "rows_in_these_days": day_rows,
-            "first_day": first.isoformat(),
-            "last_day": last.isoformat(),
-            "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name, str(kind).lower()) for name, kind in columns]
-            ),
-        }
-        if model == "daily_engagement":
-            metadata.update(_trend(wh, last))
-        return dg.MaterializeResult(metadata=metadata)
-
-    return engagement
 
 
-def _trend(wh, last: date) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def model_metadata(wh: Warehouse, model: str, first: date, last: date) -> dict[str, Any]:
+    """What a materialization of days first..last of a model shows."""
+    [(day_rows,)] = wh.query(
+        f"SELECT count(*) FROM engagement.{model} WHERE activity_day BETWEEN "
+        f"DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
+    )
+    [(total,)] = wh.query(f"SELECT count(*) FROM engagement.{model}")
+    columns = wh.query(
+        "SELECT column_name, data_type FROM information_schema.columns"
+        f" WHERE table_schema = 'engagement' AND table_name = '{model}' ORDER BY ordinal_position"
+    )
+    metadata: dict[str, Any] = {
+        "dagster/row_count": total,
+        "rows_in_these_days": day_rows,
+        "first_day": first.isoformat(),
+        "last_day": last.isoformat(),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name, str(kind).lower()) for name, kind in columns]
+        ),
+    }
+    if model == "daily_engagement":
+        metadata.update(trend_metadata(wh, last))
+    return metadata
+
+
+def missing_inputs_failure(wh: Warehouse) -> dg.Failure | None:
+    missing = models.missing_inputs(wh)
+    if not missing:
+        return None
+    return dg.Failure(
+        f"staging tables {', '.join(missing)} do not exist yet: materialize"
+        f" {', '.join('staging/' + m for m in missing)} first"
+    )
+
+
+@dg.multi_asset(
+    name="engagement_models",
+    specs=[_spec(m) for m in models.MODELS],
+    partitions_def=DAILY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    # The facts and every mart are built together, in one transaction: a mart
+    # never disagrees with the facts, even after a failed run.
+    can_subset=False,
+)
+def engagement_models(context: dg.AssetExecutionContext, config: EngagementConfig, warehouse: WarehouseResource):  # type: ignore[no-untyped-def]
+    first, last = _days(context)
+    wh = warehouse.open()
+    wh.setup([])
+    failure = missing_inputs_failure(wh)
+    if failure:
+        raise failure
+    if config.rebuild:
+        first = DAILY.start.date()
+    models.build(wh, models.MODELS, first, last, rebuild=config.rebuild)
+    for model in models.MODELS:
+        yield dg.MaterializeResult(asset_key=engagement_asset_key(model), metadata=model_metadata(wh, model, first, last))
+
+
+def trend_metadata(wh: Warehouse, last: date) -> dict[str, Any]:
     """The chart: the last 28 days as sparklines and a table, and the last day's numbers (plotted by Dagster)."""
     first = last - timedelta(days=CHART_DAYS - 1)
     rows = wh.query(
@@ -156,12 +176,11 @@ def _trend(wh, last: date) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return metadata
 
 
-ENGAGEMENT_ASSETS = [build_engagement_asset(m) for m in models.MODELS]
+ENGAGEMENT_ASSETS = [engagement_models]
 ENGAGEMENT_KEYS = [engagement_asset_key(m) for m in models.MODELS]
 
 engagement_job = dg.define_asset_job(
     "engagement_refresh",
     selection=dg.AssetSelection.assets(*ENGAGEMENT_KEYS),
-    partitions_def=DAILY,
     description="Rebuilds a range of activity days of every engagement model.",
 )

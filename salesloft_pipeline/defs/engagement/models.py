@@ -8,20 +8,21 @@ UTC days). Building days D1..D2 of a model replaces exactly those days of
 so a rerun never double-counts and a full recompute is simply every day.
 
 `engagement.activity_facts` (one row per activity) is built from staging;
-every mart aggregates it. What is stored in activity_facts is also what
-change detection compares with: `stale_days` recomputes the facts from
-staging and returns the days whose stored facts differ (late replies, opens
-and bounces, deleted records, newly loaded activity), comparing each day's
-row count and sum of row hashes.
+every mart aggregates it. Facts and marts are always built together, in one
+transaction, so a mart never disagrees with the facts. Which days to rebuild
+after staging changed is changes.py's business; `stale_days` is the slow,
+exhaustive way (recompute the facts from staging, compare each day's row
+count and sum of row hashes), used when anything may have changed.
 """
 
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from salesloft_pipeline.warehouse import PostgresWarehouse, Warehouse
 
-from ..staging.build import SQL_DIR
+from ..staging.build import ENGAGEMENT_INPUTS, SQL_DIR
 
 MARTS_DIR: Path = SQL_DIR / "marts"
 FACTS = "activity_facts"
@@ -34,7 +35,7 @@ MARTS = (
 )
 MODELS = (FACTS, *MARTS)
 # Staging tables the facts read (all of them must exist before a build).
-INPUT_STREAMS = ("emails", "calls", "meetings", "successes", "cadence_memberships", "users")
+INPUT_STREAMS = ENGAGEMENT_INPUTS
 # Columns that identify one row of each model: no two rows of a day may share them.
 GRAIN: dict[str, tuple[str, ...]] = {
     FACTS: ("activity", "source_id"),
@@ -85,8 +86,13 @@ def build_script(name: str, first: date, last: date, rebuild: bool = False, wh: 
         f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM (\n{select}\n) AS model WHERE 1 = 0;\n"
         f"DELETE FROM {table} WHERE activity_day BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}';\n"
         f"INSERT INTO {table} SELECT * FROM (\n{select}\n) AS model;\n"
-        + (wh.indexes_sql(table, [("activity_day",)]) if wh is not None else "")
+        + (wh.indexes_sql(table, INDEXES.get(name, [("activity_day",)])) if wh is not None else "")
     )
+
+
+# Postgres indexes: every model's rows are found by day; change detection
+# looks facts up by the record they came from and by person and cadence.
+INDEXES = {FACTS: [("activity_day",), ("activity", "source_id"), ("person_id", "cadence_id")]}
 
 
 def missing_inputs(wh: Warehouse) -> list[str]:
@@ -101,7 +107,15 @@ def build(wh: Warehouse, names: Iterable[str], first: date, last: date, rebuild:
     Builds queue one behind the other: two at once (a backfill and the late
     updates sensor's run) would each miss the other's rows of a shared day."""
     script = "".join(build_script(name, first, last, rebuild, wh) for name in names)
-    wh.execute_script(script, serialise="engagement")
+    wh.execute_script(script, serialise=SERIALISE)
+
+
+SERIALISE = "engagement"  # every transaction that writes the engagement tables
+
+
+def ranges_script(wh: Warehouse, ranges: Sequence[tuple[date, date]]) -> str:
+    """SQL that rebuilds every model for each (first, last) range of days."""
+    return "".join(build_script(name, first, last, wh=wh) for first, last in ranges for name in MODELS)
 
 
 def table_exists(wh: Warehouse, name: str) -> bool:
@@ -123,7 +137,7 @@ def _row_hash(wh: Warehouse) -> str:
     return f"CAST(hash({image}) AS DECIMAL(20, 0))"
 
 
-def stale_days(wh: Warehouse, first: date, last: date) -> list[date]:
+def stale_days(wh: Warehouse, first: date, last: date, conn: Any = None) -> list[date]:
     """Activity days in first..last whose facts, recomputed from staging now, differ from the stored ones.
 
     A day is stale when an activity of it changed (a late reply, open, click
@@ -133,12 +147,19 @@ def stale_days(wh: Warehouse, first: date, last: date) -> list[date]:
     count and the sum of a 64-bit hash of every whole row, so a day that did
     not change is never rebuilt and a change is missed only on a hash
     collision."""
+    def query(sql: str) -> list[tuple[Any, ...]]:  # in the caller's transaction if it gave one
+        return conn.execute(sql).fetchall() if conn is not None else wh.query(sql)
+
     current = render(model_sql(FACTS), first, last, wh)
     row_hash = _row_hash(wh)
     digest = f"SELECT activity_day, count(*) AS n, sum({row_hash}) AS h FROM {{rows}} AS f GROUP BY activity_day"
     current_digest = digest.replace("{rows}", f"(\n{current}\n)")
-    if not table_exists(wh, FACTS):
-        rows = wh.query(f"SELECT activity_day FROM ({current_digest}) AS d")
+    [(facts_built,)] = query(
+        "SELECT count(*) FROM information_schema.tables"
+        f" WHERE table_schema = 'engagement' AND table_name = '{FACTS}'"
+    )
+    if not facts_built:
+        rows = query(f"SELECT activity_day FROM ({current_digest}) AS d")
         return sorted(day for (day,) in rows)
     stored = (
         f"(SELECT * FROM engagement.{FACTS}"
@@ -150,7 +171,7 @@ def stale_days(wh: Warehouse, first: date, last: date) -> list[date]:
         f"FULL OUTER JOIN ({digest.replace('{rows}', stored)}) AS built ON built.activity_day = now_.activity_day\n"
         "WHERE now_.n IS NULL OR built.n IS NULL OR now_.n <> built.n OR now_.h <> built.h"
     )
-    return sorted(day for (day,) in wh.query(sql))
+    return sorted(day for (day,) in query(sql))
 
 
 def day_ranges(days: Sequence[date]) -> list[tuple[date, date]]:

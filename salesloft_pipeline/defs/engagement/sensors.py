@@ -1,33 +1,39 @@
 """Late updates reach their activity day: `engagement_late_updates_sensor`.
 
 A reply on D+5 to an email sent on D bumps the email's `updated_at` to D+5, so
-extraction loads it into partition D+5 and staging picks the new version. The
+extraction loads it into partition D+5 and staging merges the new version. The
 metric belongs to day D, so day D of the engagement models must be rebuilt.
 
 Whenever a staging model the engagement facts read has been materialized
-since the sensor last looked, the sensor recomputes the activity facts from
-staging and compares each day (row count and sum of row hashes) with the
-stored `engagement.activity_facts` (`models.stale_days`). Every activity day whose facts differ (a late reply,
-open, click or bounce, a cancelled meeting, a new or deleted record) or that
-has activity but was never built gets a run of `engagement_refresh` for it;
-consecutive days share one run (a partition range, built in one go).
+since the sensor last asked, it asks for one `engagement_update` run, which
+finds the days the changed records touch and rebuilds them (update.py). The
+sensor itself reads only Dagster's instance, never the warehouse: it cannot
+wait on a busy DuckDB file past a tick's limit, and a tick costs the same
+whatever the history's size. One update run at a time: while one is queued or
+running, nothing more is asked (what changes meanwhile stays queued in the
+warehouse for the next run); a failed run is asked for again after a pause.
 """
 
 import json
-from datetime import datetime, timezone
+import time
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from salesloft_pipeline.salesloft import BY_NAME
 
-from ..extract.assets import DAILY
-from ..resources import WarehouseResource
 from ..staging.assets import staging_asset_key
 from . import models
-from .assets import engagement_job
+from .update import engagement_update_job
 
 INPUT_KEYS = [staging_asset_key(BY_NAME[s]) for s in models.INPUT_STREAMS]
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+RETRY_AFTER_SECONDS = 300
 
 
 def staging_versions(instance: dg.DagsterInstance) -> dict[str, str]:
@@ -39,47 +45,36 @@ def staging_versions(instance: dg.DagsterInstance) -> dict[str, str]:
     return versions
 
 
-def requests_for_stale_days(wh, now: datetime) -> list[dg.RunRequest]:  # type: ignore[no-untyped-def]
-    """One run request a range of consecutive stale activity days."""
-    first = DAILY.start.date()
-    last = now.astimezone(timezone.utc).date()  # DAILY has today's partition (end_offset=1)
-    days = models.stale_days(wh, first, last)
-    stamp = now.strftime("%Y%m%dT%H%M%S")
-    return [
-        dg.RunRequest(
-            run_key=f"engagement:{start}..{end}@{stamp}",
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
-                ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
-                "engagement/reason": "activity changed since the days were built",
-            },
-        )
-        for start, end in models.day_ranges(days)
-    ]
+def evaluate(instance: dg.DagsterInstance, cursor: str | None, now: float | None = None) -> dg.SensorResult | dg.SkipReason:
+    now = time.time() if now is None else now
+    state = json.loads(cursor) if cursor else {}
+    versions = staging_versions(instance)
+    [latest] = instance.get_runs(filters=dg.RunsFilter(job_name=engagement_update_job.name), limit=1) or [None]
+    if latest is not None and latest.status in IN_FLIGHT:
+        return dg.SkipReason(f"run {latest.run_id} is updating the engagement metrics; looking again after it")
+    retry = False
+    if latest is not None and latest.status == dg.DagsterRunStatus.FAILURE:
+        record = instance.get_run_record_by_id(latest.run_id)
+        ended = record.end_time if record is not None and record.end_time is not None else now
+        retry = now - ended >= RETRY_AFTER_SECONDS
+        if state.get("versions") == versions and not retry:
+            return dg.SkipReason(f"run {latest.run_id} failed; asking again {RETRY_AFTER_SECONDS} s after it ended")
+    if state.get("versions") == versions and not retry:
+        return dg.SkipReason("no staging model the engagement metrics read was rebuilt since the last update")
+    requested = int(state.get("requested", 0)) + 1
+    request = dg.RunRequest(
+        run_key=f"engagement-update:{requested}",
+        tags={"engagement/reason": "retry of a failed update" if retry else "staging changed since the last update"},
+    )
+    return dg.SensorResult(run_requests=[request], cursor=json.dumps({"versions": versions, "requested": requested}))
 
 
 @dg.sensor(
-    job=engagement_job,
+    job=engagement_update_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Rebuilds the engagement days whose activity changed after they were built (late replies,"
-    " opens, bounces; deletes), each time the staging models they read are rebuilt.",
+    description="Runs engagement_update, which rebuilds the engagement days whose activity changed after they"
+    " were built (late replies, opens, bounces; deletes), each time the staging models they read change.",
 )
-def engagement_late_updates_sensor(
-    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
-) -> dg.SensorResult | dg.SkipReason:
-    versions = staging_versions(context.instance)
-    if context.cursor and json.loads(context.cursor) == versions:
-        return dg.SkipReason("no staging model the engagement metrics read was rebuilt since the last check")
-    wh = warehouse.open()
-    if models.missing_inputs(wh):
-        return dg.SkipReason(f"staging tables missing: {', '.join(models.missing_inputs(wh))}")
-    now = datetime.now(timezone.utc)
-    requests = requests_for_stale_days(wh, now)
-    days = sum(
-        (datetime.fromisoformat(r.tags[ASSET_PARTITION_RANGE_END_TAG]) - datetime.fromisoformat(r.tags[ASSET_PARTITION_RANGE_START_TAG])).days + 1
-        for r in requests
-    )
-    context.log.info(f"{days} activity day(s) changed since they were built, in {len(requests)} range(s)")
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(versions))
-
+def engagement_late_updates_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    return evaluate(context.instance, context.cursor)
