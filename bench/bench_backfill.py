@@ -35,7 +35,7 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS
 from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
@@ -77,7 +77,7 @@ def main() -> None:
                 ),
                 "warehouse": WarehouseResource(url=args.warehouse or str(Path(folder) / "warehouse.duckdb")),
             }
-            tags = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+            tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
             def backfill() -> tuple[float, dict]:
                 httpx.post(f"{root}/__sim/stats/reset").raise_for_status()

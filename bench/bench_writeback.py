@@ -37,7 +37,7 @@ from typing import Any
 
 import dagster as dg
 import httpx
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS, raw_asset_key
 from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
@@ -92,7 +92,7 @@ def load_staging(root: str, url: str, first: str, last: str, streams: list[str])
     """Extraction then staging, as the schedule would run them."""
     keys = {raw_asset_key(BY_NAME[s]) for s in streams}
     incremental = [a for a in EXTRACT_ASSETS if a.key in keys and BY_NAME[a.key.path[-1]].incremental]
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    tags = {RANGE_START_TAG: first, RANGE_END_TAG: last}
     if not dg.materialize(incremental, resources=resources(root, url), tags=tags).success:
         sys.exit("extraction failed")
     full = [a for a in EXTRACT_ASSETS if a.key in keys and not BY_NAME[a.key.path[-1]].incremental]

@@ -17,6 +17,7 @@ from salesloft_pipeline.defs.extract.schedules import (
     full_refresh_schedule,
     incremental_job,
     salesloft_incremental_schedule,
+    salesloft_lookback_schedule,
 )
 from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
 from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
@@ -36,7 +37,7 @@ defs = dg.Definitions(
     assets=[*EXTRACT_ASSETS, *STAGING_ASSETS, *ENGAGEMENT_ASSETS, *WRITEBACK_ASSETS],
     asset_checks=[*EXTRACT_CHECKS, *ENGAGEMENT_CHECKS],
     jobs=[incremental_job, full_refresh_job, engagement_job, engagement_update_job, webhook_apply_job, writeback_job],
-    schedules=[salesloft_incremental_schedule, full_refresh_schedule],
+    schedules=[salesloft_incremental_schedule, salesloft_lookback_schedule, full_refresh_schedule],
     sensors=[
         engagement_late_updates_sensor,
         salesloft_webhooks_sensor,

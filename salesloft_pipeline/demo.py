@@ -76,9 +76,9 @@ def prepare_home(plan: DemoPlan) -> None:
 
 
 def _range_tags(first: date, last: date) -> dict[str, str]:
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
-    return {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+    return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
 
 def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:

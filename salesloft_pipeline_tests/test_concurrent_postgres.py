@@ -70,7 +70,7 @@ RUN_SCRIPT = textwrap.dedent(
     from datetime import datetime, timezone
 
     import dagster as dg
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS
     from salesloft_pipeline.defs.extract.schedules import incremental_job, salesloft_incremental_schedule
@@ -93,7 +93,7 @@ RUN_SCRIPT = textwrap.dedent(
         )
         sys.exit(0 if result.success else 1)
     if spec["kind"] == "backfill":
-        tags = {ASSET_PARTITION_RANGE_START_TAG: spec["first"], ASSET_PARTITION_RANGE_END_TAG: spec["last"]}
+        tags = {RANGE_START_TAG: spec["first"], RANGE_END_TAG: spec["last"]}
         loaded = dg.materialize(extract, resources={"salesloft": salesloft, "warehouse": warehouse}, tags=tags)
     else:  # one tick of the incremental schedule, and the run it asks for
         context = dg.build_schedule_context(scheduled_execution_time=datetime.now(timezone.utc))

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS, raw_asset_key
 from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
@@ -69,7 +69,7 @@ def materialize_range(sim: Simulator, url: str, keys: list[dg.AssetKey], first: 
     return dg.materialize(
         [a for a in EXTRACT_ASSETS if a.key in keys],
         resources=resources(sim, url),
-        tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
+        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
     )
 
 
@@ -149,7 +149,7 @@ def test_a_rerun_of_a_complete_range_costs_nothing(sim: Simulator, url: str) -> 
     forced = dg.materialize(
         [a for a in EXTRACT_ASSETS if a.key in keys],
         resources=resources(sim, url),
-        tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
+        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
         run_config={"ops": {"salesloft__calls": {"config": {"force": True}}}},  # as the README shows
     )
     assert forced.success
@@ -182,7 +182,7 @@ BACKFILL_SCRIPT = textwrap.dedent(
     """
     import sys
     import dagster as dg
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
     from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS
     from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
 
@@ -194,7 +194,7 @@ BACKFILL_SCRIPT = textwrap.dedent(
             "salesloft": SalesloftResource(api_key=api_key, base_url=base_url, window_seconds=1),
             "warehouse": WarehouseResource(url=path),
         },
-        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
     )
     sys.exit(0 if result.success else 1)
     """
@@ -300,13 +300,18 @@ def test_unreachable_base_url_is_named(tmp_path: Path) -> None:
         )
 
 
-def test_incremental_schedule_reads_yesterday_and_today_in_one_run() -> None:
+def test_incremental_schedule_reads_yesterday_and_today_in_one_run(tmp_path: Path) -> None:
     from salesloft_pipeline.defs.extract.schedules import salesloft_incremental_schedule
 
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 8, 15, tzinfo=timezone.utc))
-    request = salesloft_incremental_schedule(context)
-    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-03-09"
-    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-03-10"
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2026, 3, 10, 8, 15, tzinfo=timezone.utc),
+            resources={"warehouse": WarehouseResource(url=str(tmp_path / "empty.duckdb"))},
+        )
+        request = salesloft_incremental_schedule(context)
+    assert request.tags[RANGE_START_TAG] == "2026-03-09"
+    assert request.tags[RANGE_END_TAG] == "2026-03-10"
 
 
 def test_every_salesloft_asset_is_in_the_api_pool() -> None:
@@ -350,7 +355,7 @@ CONCURRENT_SCRIPT = textwrap.dedent(
     """
     import sys
     import dagster as dg
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
     from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS
     from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
     from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
@@ -373,7 +378,7 @@ CONCURRENT_SCRIPT = textwrap.dedent(
         "salesloft": SalesloftResource(api_key=api_key, base_url=base_url),
         "warehouse": WarehouseResource(url=path),
     }
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    tags = {RANGE_START_TAG: first, RANGE_END_TAG: last}
     for _ in range(int(rounds)):
         extract = dg.materialize(assets[:1], resources=resources, tags=tags, run_config={"ops": {f"salesloft__{stream}": {"config": {"force": True}}}})
         stage = dg.materialize(assets[1:], resources=resources)

@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 from salesloft_pipeline.defs.engagement import models
 from salesloft_pipeline.defs.engagement.assets import ENGAGEMENT_ASSETS
@@ -81,7 +81,7 @@ def run(instance: dg.DagsterInstance, url: str, first: date, last: date) -> dg.E
         [*ENGAGEMENT_ASSETS, *ENGAGEMENT_CHECKS],
         resources=resources(url),
         instance=instance,
-        tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
+        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
     )
     assert result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
@@ -251,7 +251,7 @@ def test_a_failed_update_changes_nothing_and_its_retry_brings_every_model_up_to_
         ENGAGEMENT_ASSETS,
         resources=resources(url),
         instance=instance,
-        tags={ASSET_PARTITION_RANGE_START_TAG: D1.isoformat(), ASSET_PARTITION_RANGE_END_TAG: D1.isoformat()},
+        tags={RANGE_START_TAG: D1.isoformat(), RANGE_END_TAG: D1.isoformat()},
         raise_on_error=False,
     )
     assert not broken_backfill.success

@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 import httpx
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 from salesloft_pipeline.defs.engagement import models
 from salesloft_pipeline.defs.engagement.assets import ENGAGEMENT_ASSETS
@@ -52,7 +52,7 @@ def _first_day(sim: Simulator) -> date:
 
 
 def _range_tags(first: date, last: date) -> dict[str, str]:
-    return {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+    return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
 
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])

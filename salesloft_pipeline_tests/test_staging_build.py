@@ -12,9 +12,10 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
-from salesloft_pipeline.defs.extract.assets import DAILY, EXTRACT_ASSETS, raw_asset_key
+from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS, raw_asset_key
+from salesloft_pipeline.defs.partitions import DAILY
 from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
 from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS, staging_asset_key
 from salesloft_pipeline.defs.staging.build import build_staging
@@ -57,7 +58,7 @@ def load_days(sim: Simulator, url: str, instance: dg.DagsterInstance, first: dat
         [RAW_EMAILS],
         resources=resources(sim, url),
         instance=instance,
-        tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
+        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
         run_config={"ops": {"salesloft__emails": {"config": {"force": force}}}},
     )
     assert result.success

@@ -17,7 +17,7 @@ import dagster as dg
 import httpx
 import pytest
 import uvicorn
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS, raw_asset_key
 from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
@@ -148,7 +148,7 @@ def test_end_to_end_deliveries_and_deletes_reach_staging(sim: Simulator, urls: t
         [a for a in EXTRACT_ASSETS if a.key in {raw_asset_key(BY_NAME[s]) for s in POLLED}]
         + [a for a in STAGING_ASSETS if a.key.path[-1] in POLLED],
         resources={"salesloft": SalesloftResource(api_key=sim.api_key, base_url=sim.base_url), "warehouse": WarehouseResource(url=str(wh_path))},
-        tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
+        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
     )
     assert polled.success
 

@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 import httpx
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS, raw_asset_key
 from salesloft_pipeline.defs.extract.tables import raw_table
@@ -56,7 +56,7 @@ def load_staging(sim: Simulator, url: str, streams: list[str] = STAGED, today_on
     result = dg.materialize(
         [a for a in EXTRACT_ASSETS if a.key in keys and BY_NAME[a.key.path[-1]].incremental],
         resources={"salesloft": sl(sim), "warehouse": WarehouseResource(url=url)},
-        tags={ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
+        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
     )
     assert result.success
     full = [a for a in EXTRACT_ASSETS if a.key in keys and not BY_NAME[a.key.path[-1]].incremental]

@@ -76,5 +76,6 @@ class WarehouseResource(dg.ConfigurableResource):
         " warehouse.duckdb under SALESLOFT_PIPELINE_HOME.",
     )
 
-    def open(self) -> Warehouse:
-        return open_warehouse(self.url)
+    def open(self, lock_timeout: float | None = None) -> Warehouse:
+        """`lock_timeout`: at most this long waiting for a DuckDB file another process holds."""
+        return open_warehouse(self.url, lock_timeout)

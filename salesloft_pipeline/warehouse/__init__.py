@@ -27,16 +27,18 @@ def default_home() -> Path:
     return Path(os.environ.get("SALESLOFT_PIPELINE_HOME") or ".salesloft_pipeline").resolve()
 
 
-def open_warehouse(url: str | None = None) -> Warehouse:
+def open_warehouse(url: str | None = None, lock_timeout: float | None = None) -> Warehouse:
     """The warehouse at `url` (SALESLOFT_WAREHOUSE_URL's format).
 
     `postgresql://...` is Postgres; a plain file path, or `duckdb:///PATH` as
     SQLAlchemy writes it (`duckdb:////abs/file.duckdb` for an absolute path), is
     a DuckDB file. With no `url`, SALESLOFT_WAREHOUSE_URL is read; unset, it means
-    `warehouse.duckdb` under the home folder."""
+    `warehouse.duckdb` under the home folder. `lock_timeout`: how long a DuckDB
+    operation waits for another process to let go of the file (default 600 s)."""
+    wait = {} if lock_timeout is None else {"lock_timeout": lock_timeout}
     url = url or os.environ.get("SALESLOFT_WAREHOUSE_URL")
     if not url:
-        return DuckDBWarehouse(default_home() / "warehouse.duckdb")
+        return DuckDBWarehouse(default_home() / "warehouse.duckdb", **wait)
     if url.startswith(("postgresql://", "postgres://", "postgresql+")):
         return PostgresWarehouse(url)
     if url.startswith("duckdb:///"):
@@ -45,4 +47,4 @@ def open_warehouse(url: str | None = None) -> Warehouse:
         raise ValueError(
             f"SALESLOFT_WAREHOUSE_URL must be postgresql://..., duckdb:///path or a file path, not {url.split('://')[0]}://..."
         )
-    return DuckDBWarehouse(url)
+    return DuckDBWarehouse(url, **wait)

@@ -233,11 +233,20 @@ class Warehouse(ABC):
 
     def loaded_partitions(self, stream: str) -> dict[date, tuple[int, datetime]]:
         """Days of `stream` whose load committed: (rows, extraction time) by day."""
-        with self.connection() as conn:
-            rows = conn.execute(
-                f"SELECT _partition, rows, loaded_at FROM raw._loads WHERE stream = {self.PARAM}", [stream]
-            ).fetchall()
-        return {day: (count, utc(loaded_at)) for day, count, loaded_at in rows}
+        return self.loaded_partitions_by_stream([stream])[stream]
+
+    def loaded_partitions_by_stream(self, streams: Sequence[str]) -> dict[str, dict[date, tuple[int, datetime]]]:
+        """`loaded_partitions` of several streams in one query (none loaded before setup)."""
+        loaded: dict[str, dict[date, tuple[int, datetime]]] = {stream: {} for stream in streams}
+        if not streams or "_loads" not in self.tables("raw"):
+            return loaded
+        listed = ", ".join([self.PARAM] * len(streams))
+        rows = self.query(
+            f"SELECT stream, _partition, rows, loaded_at FROM raw._loads WHERE stream IN ({listed})", list(streams)
+        )
+        for stream, day, count, loaded_at in rows:
+            loaded[stream][day] = (count, utc(loaded_at))
+        return loaded
 
     def tables(self, schema: str) -> set[str]:
         """Names of the tables in `schema`."""

@@ -18,7 +18,7 @@ import dagster as dg
 from salesloft_pipeline.salesloft import BY_NAME
 from salesloft_pipeline.warehouse import Warehouse
 
-from ..extract.assets import DAILY
+from ..partitions import DAILY
 from ..resources import WarehouseResource
 from ..staging.assets import staging_asset_key
 from . import models

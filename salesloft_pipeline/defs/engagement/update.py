@@ -13,7 +13,7 @@ import dagster as dg
 
 from salesloft_pipeline.warehouse import Warehouse
 
-from ..extract.assets import DAILY
+from ..partitions import DAILY
 from ..resources import WarehouseResource
 from . import changes, models
 from .assets import trend_metadata, engagement_asset_key, missing_inputs_failure

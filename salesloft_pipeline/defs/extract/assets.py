@@ -6,34 +6,19 @@ committed day logged as that partition's materialization so progress shows
 in the UI and survives a failure). Full-refresh streams are unpartitioned.
 """
 
-import os
-from datetime import date, timedelta
+from datetime import timedelta
 
 import dagster as dg
 
 from salesloft_pipeline.salesloft import STREAMS, SalesloftClient, Stream
 from salesloft_pipeline.warehouse import RawTable
 
+from ..partitions import DAILY
 from ..resources import SalesloftResource, WarehouseResource
 from .loading import DayLoad, load_days, load_snapshot
 from .tables import all_raw_tables, raw_table
 
-START_DATE_VARIABLE = "SALESLOFT_START_DATE"
-DEFAULT_START_DATE = "2025-01-01"
 POOL = "salesloft_api"
-
-
-def start_date() -> str:
-    value = os.environ.get(START_DATE_VARIABLE) or DEFAULT_START_DATE
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{START_DATE_VARIABLE} must be a date like 2025-01-01, not {value!r}") from None
-    return value
-
-
-# Today's partition exists too (end_offset=1), so the schedule keeps it fresh.
-DAILY = dg.DailyPartitionsDefinition(start_date=start_date(), timezone="UTC", end_offset=1)
 # The schedule reads incremental streams every 15 minutes: a stream not
 # updated for much longer than that is late.
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2), warn_window=timedelta(minutes=45))

@@ -11,7 +11,7 @@ still open (today, yesterday within the margin) are always read again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -71,12 +71,11 @@ class RangeLoad:
         return sum(d.rejected for d in self.loaded)
 
 
-def complete_days(warehouse: Warehouse, stream: str) -> set[date]:
-    """Days whose committed load began `COMPLETE_AFTER` or more after the day ended."""
+def complete_days(loaded: Mapping[date, tuple[int, datetime]]) -> set[date]:
+    """Of the committed loads (`Warehouse.loaded_partitions`), the days whose load began
+    `COMPLETE_AFTER` or more after the day ended."""
     return {
-        day
-        for day, (_, loaded_at) in warehouse.loaded_partitions(stream).items()
-        if loaded_at >= day_start(day + timedelta(days=1)) + COMPLETE_AFTER
+        day for day, (_, loaded_at) in loaded.items() if loaded_at >= day_start(day + timedelta(days=1)) + COMPLETE_AFTER
     }
 
 
@@ -146,7 +145,7 @@ def load_days(
     """Loads the given days of an incremental stream, skipping complete ones unless `force`."""
     started = datetime.now(timezone.utc)
     result = RangeLoad()
-    complete = set() if force else complete_days(warehouse, stream.name)
+    complete = set() if force else complete_days(warehouse.loaded_partitions(stream.name))
     result.skipped = [d for d in days if d in complete]
 
     def committed(load: DayLoad) -> None:
