@@ -110,19 +110,20 @@ def test_a_range_whose_run_has_not_succeeded_keeps_its_events_however_old(
     cursor, runs = run_sensor(instance, cursor, wh, events_url, warehouse_url=unreachable)  # range b: fails
     assert [r.status for r in runs] == [dg.DagsterRunStatus.FAILURE]
     _append(store, 5, 2)
-    cursor, runs = run_sensor(instance, cursor, wh, events_url)  # range c: applied; b waits for its backoff
-    cursor, runs = run_sensor(instance, cursor, wh, events_url)
-    # Sequence numbers 1..6 (a fresh store): range a is 0-2, b 2-4, c 4-6.
+    cursor, runs = run_sensor(instance, cursor, wh, events_url)  # b waits for its backoff; the new events with it
+    assert runs == []
+    # Sequence numbers 1..6 (a fresh store): range a is 0-2, b 2-4.
     assert json.loads(cursor) == {
-        "requested_through": 6,
+        "requested_through": 4,
         "outstanding": {"2-4": [1, pytest.approx(time.time(), abs=60)]},
     }
-    # Only range a went: b's events failed to apply, c's lie above b.
+    # Only range a went: b's events failed to apply, the rest lie above b.
     assert _seqs(store) == [3, 4, 5, 6]
 
-    # The failed range succeeds at its next attempt; the next tick prunes all but the latest event.
+    # The failed range and the new events succeed at the next attempt; the next tick prunes all but the latest event.
     requests, cursor, _ = evaluate(instance, store.last_seq(), cursor, now=time.time() + 3600)
     [retry] = requests
+    assert retry.tags["salesloft/webhook_batch"] == "2-6"
     assert webhook_apply_job.execute_in_process(
         run_config=retry.run_config, instance=instance, tags=retry.tags, resources=resources(wh, events_url)
     ).success

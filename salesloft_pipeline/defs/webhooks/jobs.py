@@ -35,6 +35,9 @@ class WebhookBatchConfig(dg.Config):
 @dg.op(
     description="Applies the webhook events of one range of the event store to raw tables and staging.",
     tags={"kind": "webhooks"},
+    # A dropped connection or a busy database: tried again in the run, before
+    # the sensor has to ask for the range again (sensors.py).
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL),
 )
 def apply_webhook_events(
     context: dg.OpExecutionContext,

@@ -6,12 +6,20 @@ run, and `outstanding`, the ranges whose run has not yet succeeded:
 
 Each tick
 1. looks up the run of every outstanding range (by the range and attempt
-   tags): a success drops the range; a failure or cancellation asks for it
-   again (next attempt, new run key) after a backoff; a run that never
-   appeared within `LOST_RUN_SECONDS` is asked for again too;
-2. asks for the events after `requested_through`, in ranges of at most
-   `BATCH_EVENTS` events and `MAX_NEW_RUNS` runs a tick, and moves the cursor
-   to the end of the last range asked for.
+   tags): a success drops the range; a failure or cancellation, or a run that
+   never appeared within `LOST_RUN_SECONDS`, makes the range failed;
+2. while any range is failed, asks for nothing new: once the backoff after
+   the latest failure is over (30 s, then 60, 120, 300, 900 s as failures
+   repeat), the failed ranges and the events that arrived meanwhile (up to
+   `COALESCE_EVENTS` of them) become one range, asked for as the next attempt
+   under a new run key. A warehouse outage thus costs one run per backoff
+   period, not a run per range per tick;
+3. when nothing is failed, asks for the events after `requested_through`, in
+   ranges of at most `BATCH_EVENTS` events, at most `MAX_NEW_RUNS` a tick and
+   `MAX_OUTSTANDING` waiting at once, and moves the cursor to the end of the
+   last range asked for.
+Transient failures inside a run (a dropped connection) are retried by the
+apply op's own Dagster RetryPolicy before the run fails.
 The cursor only ever moves past events whose run was requested, in the same
 SensorResult as the requests, so a tick that errors moves nothing, and a
 restart of the daemon resumes from the stored cursor. A range is never dropped
@@ -45,6 +53,8 @@ from .resources import EventStoreResource
 INTERVAL_SECONDS = int(os.environ.get("SALESLOFT_WEBHOOK_SENSOR_SECONDS") or 15)
 BATCH_EVENTS = 5000
 MAX_NEW_RUNS = 10
+MAX_OUTSTANDING = 10
+COALESCE_EVENTS = 20_000
 LOST_RUN_SECONDS = 600
 RETRY_BACKOFF_SECONDS = (30, 60, 120, 300, 900)
 
@@ -130,34 +140,59 @@ def evaluate(
     """The run requests, the new cursor and log lines for one tick (pure but for run lookups)."""
     now = time.time() if now is None else now
     requested_through, outstanding = load_cursor(cursor)
-    requests: list[dg.RunRequest] = []
     notes: list[str] = []
+    failed: dict[str, tuple[int, float]] = {}  # range -> (attempt, when it failed)
     for key, (attempt, requested_at) in sorted(outstanding.items(), key=lambda kv: int(kv[0].split("-")[0])):
         attempt = int(attempt)
-        after, through = (int(x) for x in key.split("-"))
         run = _latest_run(instance, key, attempt)
         if run is not None and run.status == dg.DagsterRunStatus.SUCCESS:
             del outstanding[key]
-            continue
-        if run is not None and run.status in FINISHED_BADLY:
-            backoff = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
-            if now - _finished_at(instance, run) < backoff:
-                continue
-            notes.append(f"events {after + 1}..{through}: run {run.run_id} {run.status.value}, asking again")
+        elif run is not None and run.status in FINISHED_BADLY:
+            failed[key] = (attempt, _finished_at(instance, run))
+            notes.append(f"events {_span(key)}: run {run.run_id} {run.status.value}")
         elif run is None and now - requested_at > LOST_RUN_SECONDS:
-            notes.append(f"events {after + 1}..{through}: no run appeared for attempt {attempt}, asking again")
-        else:
-            continue  # queued or running, or just requested
-        outstanding[key] = [attempt + 1, now]
-        requests.append(batch_request(after, through, attempt + 1))
-    new_runs = 0
-    while store_last_seq > requested_through and new_runs < MAX_NEW_RUNS:
+            failed[key] = (attempt, requested_at)
+            notes.append(f"events {_span(key)}: no run appeared for attempt {attempt}")
+    if failed:
+        return _retry(failed, outstanding, requested_through, store_last_seq, now, notes)
+    requests: list[dg.RunRequest] = []
+    while store_last_seq > requested_through and len(requests) < MAX_NEW_RUNS and len(outstanding) < MAX_OUTSTANDING:
         after, through = requested_through, min(requested_through + BATCH_EVENTS, store_last_seq)
         requests.append(batch_request(after, through, 1))
         outstanding[f"{after}-{through}"] = [1, now]
         requested_through = through
-        new_runs += 1
     return requests, dump_cursor(requested_through, outstanding), notes
+
+
+def _span(key: str) -> str:
+    after, through = key.split("-")
+    return f"{int(after) + 1}..{through}"
+
+
+def _retry(
+    failed: dict[str, tuple[int, float]],
+    outstanding: dict[str, list[float]],
+    requested_through: int,
+    store_last_seq: int,
+    now: float,
+    notes: list[str],
+) -> tuple[list[dg.RunRequest], str, list[str]]:
+    """After the backoff, the failed ranges and the newest events as one range, asked for once."""
+    attempt = max(a for a, _ in failed.values())
+    backoff = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS)) - 1]
+    waited = now - max(at for _, at in failed.values())
+    if waited < backoff:
+        notes.append(f"asking again in {backoff - waited:.0f} s; new events wait to go with that run")
+        return [], dump_cursor(requested_through, outstanding), notes
+    bounds = [tuple(int(x) for x in key.split("-")) for key in failed]
+    after = min(a for a, _ in bounds)
+    # Ranges still running in between are applied twice at worst: applying is idempotent.
+    through = max(max(t for _, t in bounds), min(store_last_seq, after + COALESCE_EVENTS))
+    for key in failed:
+        del outstanding[key]
+    outstanding[f"{after}-{through}"] = [attempt + 1, now]
+    notes.append(f"asking again for events {after + 1}..{through} in one run (attempt {attempt + 1})")
+    return [batch_request(after, through, attempt + 1)], dump_cursor(max(requested_through, through), outstanding), notes
 
 
 @dg.sensor(
