@@ -25,6 +25,7 @@ from salesloft_pipeline.defs.engagement.checks import ENGAGEMENT_CHECKS
 from salesloft_pipeline.defs.engagement import sensors
 from salesloft_pipeline.defs.engagement.update import engagement_update_job
 from salesloft_pipeline.defs.extract.tables import raw_table
+from salesloft_pipeline.defs.partitions import DAILY
 from salesloft_pipeline.defs.resources import WarehouseResource
 from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
 from salesloft_pipeline.salesloft import BY_NAME
@@ -324,3 +325,25 @@ def test_a_changed_user_rebuilds_the_days_of_the_meetings_they_booked(url: str) 
     rebuild_staging(instance, url, ("users",))
     assert update(instance, url) == [D1]
     assert models.stale_days(wh, D0, D6) == []
+
+
+def test_a_teams_own_connected_dispositions_count_and_changing_them_rebuilds_every_day(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    wh = open_warehouse(url)
+    load(wh)
+    rebuild_staging(instance, url)
+    update(instance, url)
+    assert (day(wh, D1)["calls_connected"], day(wh, D1)["connect_rate"]) == (2, 0.5)
+
+    # The team logs conversations as "Left Voicemail" too (c13 on D1): every day is rebuilt with it.
+    monkeypatch.setenv(models.CONNECTED_VARIABLE, "Connected, left voicemail")
+    start = DAILY.start.date()
+    assert update(instance, url) == [start + timedelta(days=n) for n in range((date.today() - start).days + 1)]
+    assert (day(wh, D1)["calls_connected"], day(wh, D1)["connect_rate"]) == (3, 0.75)
+    assert models.stale_days(wh, D0, D2) == []
+    assert update(instance, url) == []  # built with these settings now
+    monkeypatch.delenv(models.CONNECTED_VARIABLE)
+    update(instance, url)
+    assert day(wh, D1)["calls_connected"] == 2

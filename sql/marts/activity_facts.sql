@@ -3,7 +3,9 @@
 --   email             a sent email (by sent_at), with its bounce and its
 --                     engagement as it stands now (opened/clicked/replied:
 --                     at least one, counted once, and only if delivered);
---   call              a call (by created_at), connected or not;
+--   call              a call (by created_at), connected or not (connected: its
+--                     disposition is one of SALESLOFT_CONNECTED_DISPOSITIONS,
+--                     or the record's own `connected` flag is set);
 --   meeting           a meeting (by its booking time, created_at), cancelled
 --                     or not, and whether it was a no-show;
 --   success           a success (by succeeded_at);
@@ -25,7 +27,7 @@ sent_emails AS {inline} (
 ),
 calls AS {inline} (
     SELECT id, created_at, user_id, called_person_id, cadence_id, step_id, duration, disposition, sentiment,
-           (LOWER(disposition) = 'connected' OR COALESCE(connected, FALSE)) IS TRUE AS connected
+           (LOWER(disposition) IN {connected_dispositions} OR COALESCE(connected, FALSE)) IS TRUE AS connected
     FROM staging.calls
     WHERE created_at IS NOT NULL
 ),

@@ -20,14 +20,15 @@ A day that did not change can be in the set (it is rebuilt for nothing); a day
 that changed never escapes it, so rebuilding these days gives what rebuilding
 every day would. A full staging rebuild queues `*` (anything may have
 changed): then, and when the facts were never built, every day is compared
-the slow way (`models.stale_days`). Nothing here scans the whole history in
-the steady state.
+the slow way (`models.stale_days`). When the models or their settings changed
+since the tables were built (`models.fingerprint`), every day is rebuilt from
+scratch. Nothing here scans the whole history in the steady state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from salesloft_pipeline.warehouse import Warehouse
 
@@ -64,6 +65,7 @@ class DaysUpdate:
     days: list[date] = field(default_factory=list)  # the days rebuilt
     changed_ids: int = 0  # changed staging ids taken from the queue
     exhaustive: bool = False  # every day compared (a full staging rebuild, or nothing built yet)
+    rebuilt_models: bool = False  # the models or their settings changed: every day rebuilt from scratch
 
 
 def _changed(stream: str) -> str:
@@ -133,6 +135,17 @@ def update_changed_days(wh: Warehouse, first: date, last: date) -> DaysUpdate:
             f"SELECT count(*) FROM information_schema.tables WHERE table_schema = 'engagement' AND table_name = {p}",
             [models.FACTS],
         ).fetchall()
+        conn.execute(models.builds_table_sql(wh))
+        built_with = conn.execute("SELECT fingerprint FROM engagement._builds WHERE name = 'models'").fetchall()
+        if facts_built and built_with != [(models.fingerprint(),)]:
+            # The models or their settings changed: every day, from scratch.
+            update.exhaustive = update.rebuilt_models = True
+            update.days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+            conn.execute(
+                "".join(models.build_script(name, first, last, rebuild=True, wh=wh) for name in models.MODELS)
+                + models.record_fingerprint_sql(wh)
+            )
+            return update
         update.exhaustive = bool(everything) or not facts_built
         if update.exhaustive:
             days = models.stale_days(wh, first, last, conn)
@@ -141,4 +154,6 @@ def update_changed_days(wh: Warehouse, first: date, last: date) -> DaysUpdate:
         update.days = [day for day in days if first <= day <= last]
         if update.days:
             conn.execute(models.ranges_script(wh, models.day_ranges(update.days)))
+        if not facts_built:
+            conn.execute(models.record_fingerprint_sql(wh))
     return update

@@ -21,7 +21,7 @@ from .assets import engagement_asset_key
 
 SENT = "sent_at IS NOT NULL AND status IN ('sent', 'sent_from_gmail', 'sent_from_external')"
 NOT_CANCELED = "canceled_at IS NULL AND COALESCE(LOWER(status) NOT IN ('canceled', 'cancelled'), TRUE)"
-CONNECTED = "(LOWER(disposition) = 'connected' OR connected IS TRUE)"
+CONNECTED = "(LOWER(disposition) IN {connected_dispositions} OR connected IS TRUE)"  # filled when checked
 
 
 def _day(column: str) -> str:
@@ -58,6 +58,7 @@ def reconciliation_sql(model: str) -> str:
     parts = []
     for column, staged in measures.items():
         table, time_column, condition = STAGED[staged]
+        condition = condition.replace("{connected_dispositions}", models.sql_list(models.connected_dispositions()))
         parts.append(
             f"SELECT mart.activity_day, '{column}' AS measure, mart.total AS mart_total,"
             f" COALESCE(staged.total, 0) AS staging_total\n"

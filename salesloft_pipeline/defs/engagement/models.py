@@ -15,6 +15,8 @@ exhaustive way (recompute the facts from staging, compare each day's row
 count and sum of row hashes), used when anything may have changed.
 """
 
+import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -53,8 +55,52 @@ RATE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The three daily marts share one aggregation (sql/marts/_daily_engagement.sql)
+# and differ by their grouping key.
+DAILY_GROUPINGS: dict[str, str | None] = {
+    "daily_engagement": None,
+    "daily_engagement_by_user": "user_id",
+    "daily_engagement_by_cadence": "cadence_id",
+}
+
+
 def model_sql(name: str) -> str:
-    return (MARTS_DIR / f"{name}.sql").read_text()
+    """The model's SQL: its file, or for the daily marts its file's header over the shared aggregation."""
+    own = (MARTS_DIR / f"{name}.sql").read_text()
+    if name not in DAILY_GROUPINGS:
+        return own
+    key = DAILY_GROUPINGS[name]
+    shared = (MARTS_DIR / "_daily_engagement.sql").read_text()
+    body = shared[shared.index("WITH facts AS"):]
+    if key is None:
+        body = body.replace("{by}", "").replace("{by_column}", "").replace("{by_join}", "")
+    else:
+        body = (
+            body.replace("{by}", f", {key}")
+            .replace("{by_column}", f"\n    totals.{key},")
+            .replace("{by_join}", f" AND COALESCE(people.{key}, -1) = COALESCE(totals.{key}, -1)")
+        )
+    return own + body
+
+
+CONNECTED_VARIABLE = "SALESLOFT_CONNECTED_DISPOSITIONS"
+DEFAULT_CONNECTED = "Connected"
+
+
+def connected_dispositions() -> tuple[str, ...]:
+    """The call dispositions that count as a conversation (case-insensitive).
+
+    SalesLoft's built-in one is "Connected"; teams add their own ("Meeting
+    Booked", "Spoke - Not Interested"...): list them all, comma-separated."""
+    raw = os.environ.get(CONNECTED_VARIABLE) or DEFAULT_CONNECTED
+    names = tuple(dict.fromkeys(n.strip().lower() for n in raw.split(",") if n.strip()))
+    if not names:
+        raise ValueError(f"{CONNECTED_VARIABLE} names no disposition: {raw!r}")
+    return names
+
+
+def sql_list(values: Iterable[str]) -> str:
+    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
 
 
 def render(sql: str, first: date, last: date, wh: Warehouse | None = None) -> str:
@@ -66,6 +112,7 @@ def render(sql: str, first: date, last: date, wh: Warehouse | None = None) -> st
     end = last + timedelta(days=1)
     return (
         sql.replace("{inline}", "NOT MATERIALIZED" if isinstance(wh, PostgresWarehouse) else "")
+        .replace("{connected_dispositions}", sql_list(connected_dispositions()))
         .replace("{first_day}", f"DATE '{first.isoformat()}'")
         .replace("{last_day}", f"DATE '{last.isoformat()}'")
         .replace("{start}", f"TIMESTAMPTZ '{first.isoformat()} 00:00:00+00:00'")
@@ -107,6 +154,8 @@ def build(wh: Warehouse, names: Iterable[str], first: date, last: date, rebuild:
     Builds queue one behind the other: two at once (a backfill and the late
     updates sensor's run) would each miss the other's rows of a shared day."""
     script = "".join(build_script(name, first, last, rebuild, wh) for name in names)
+    if rebuild or not table_exists(wh, FACTS):  # every day built from the current models
+        script += record_fingerprint_sql(wh)
     wh.execute_script(script, serialise=SERIALISE)
 
 
@@ -116,6 +165,30 @@ SERIALISE = "engagement"  # every transaction that writes the engagement tables
 def ranges_script(wh: Warehouse, ranges: Sequence[tuple[date, date]]) -> str:
     """SQL that rebuilds every model for each (first, last) range of days."""
     return "".join(build_script(name, first, last, wh=wh) for first, last in ranges for name in MODELS)
+
+
+def fingerprint() -> str:
+    """What the engagement tables are built from: every model's SQL and the settings it renders with.
+    Stored with each full build; when it changes, the next update rebuilds every day."""
+    parts = [model_sql(name) for name in MODELS] + [",".join(connected_dispositions())]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def builds_table_sql(wh: Warehouse) -> str:
+    t = wh.TYPES
+    return (
+        "CREATE TABLE IF NOT EXISTS engagement._builds (name {text} PRIMARY KEY, fingerprint {text} NOT NULL,"
+        " built_at {timestamp} NOT NULL);\n".format(**t)
+    )
+
+
+def record_fingerprint_sql(wh: Warehouse) -> str:
+    """SQL that records the current fingerprint as the one the tables were built with."""
+    return (
+        builds_table_sql(wh)
+        + "DELETE FROM engagement._builds WHERE name = 'models';\n"
+        + f"INSERT INTO engagement._builds VALUES ('models', '{fingerprint()}', current_timestamp);\n"
+    )
 
 
 def table_exists(wh: Warehouse, name: str) -> bool:

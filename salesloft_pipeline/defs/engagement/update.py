@@ -37,7 +37,11 @@ def update_changed_days(context: dg.OpExecutionContext, warehouse: WarehouseReso
         return
     today = datetime.now(timezone.utc).date()  # DAILY has today's partition (end_offset=1)
     update = changes.update_changed_days(wh, DAILY.start.date(), today)
-    how = "every day compared" if update.exhaustive else f"{update.changed_ids} changed staging ids"
+    how = (
+        "the models changed: every day rebuilt" if update.rebuilt_models
+        else "every day compared" if update.exhaustive
+        else f"{update.changed_ids} changed staging ids"
+    )
     context.log.info(f"{len(update.days)} activity day(s) rebuilt ({how}): {models.day_ranges(update.days)}")
     if not update.days:
         return
