@@ -81,6 +81,20 @@ def test_staging_is_requested_when_only_some_days_of_the_history_are_loaded(sim:
         assert quiet.get_num_requested(STAGING_EMAILS.key) == 0
 
 
+def test_a_staging_materialization_by_another_run_does_not_swallow_a_raw_update(sim: Simulator, tmp_path: Path) -> None:
+    """A webhook apply merges the stream while the extraction is committing days: staging is still asked for."""
+    url = str(tmp_path / "warehouse.duckdb")
+    today = datetime.now(timezone.utc).date()
+    with dg.DagsterInstance.ephemeral() as instance:
+        defs = dg.Definitions(assets=[RAW_EMAILS, STAGING_EMAILS], resources=resources(sim, url))
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        load_days(sim, url, instance, today - timedelta(days=1), today)
+        # What the webhook apply job logs after merging emails (defs/webhooks/jobs.py), from a run of its own.
+        dg.materialize([STAGING_EMAILS], resources=resources(sim, url), instance=instance)
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert tick.get_num_requested(STAGING_EMAILS.key) == 1
+
+
 def staging_materializations(instance: dg.DagsterInstance) -> list[dg.AssetMaterialization]:
     records = instance.fetch_materializations(staging_asset_key(EMAILS), limit=100).records
     return [r.asset_materialization for r in records if r.asset_materialization is not None]

@@ -17,14 +17,19 @@ from ..extract.tables import raw_table
 from ..resources import WarehouseResource
 from .build import build_staging
 
-# Eager, but for `any_deps_missing`: a raw table partitioned by day is never
-# loaded for every day since SALESLOFT_START_DATE, and staging must follow the
-# days that are.
+# Eager, with two differences. No `any_deps_missing`: a raw table partitioned
+# by day is never loaded for every day since SALESLOFT_START_DATE, and staging
+# must follow the days that are. And a raw update is handled only once staging
+# is *requested* after it, not when staging is materialized by another run (a
+# webhook apply merging the stream while the extraction commits): that run may
+# have merged before the update, which would then wait for the next one.
 STAGING_AUTOMATION = (
-    dg.AutomationCondition.eager()
-    .without(~dg.AutomationCondition.any_deps_missing())
-    .with_label("eager_over_loaded_days")
-)
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since(
+        dg.AutomationCondition.newly_requested() | dg.AutomationCondition.initial_evaluation()
+    )
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("raw_changed_since_requested")
 
 
 class StagingConfig(dg.Config):
