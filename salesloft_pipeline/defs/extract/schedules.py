@@ -11,9 +11,11 @@ skips the complete days in it, so the catch-up costs only the incomplete days.
 complete or not, once a day: for records that SalesLoft's lists show more
 than an hour after their `updated_at`.
 
-Neither asks for a stream that already has a run queued or in progress (a
-long backfill, the previous tick still waiting for the API pool): the next
-tick after it ends catches up.
+The 15-minute tick never asks for a stream that already has a run queued or
+in progress (a long backfill, the previous tick still waiting for the API
+pool, the look-back): the next tick after it ends catches up.
+`salesloft_full_refresh` likewise waits for its previous run. The daily
+look-back always asks (once a day cannot pile up; it waits behind).
 """
 
 import os
@@ -117,17 +119,20 @@ def salesloft_incremental_schedule(
 
 @dg.schedule(job=incremental_job, cron_schedule=LOOKBACK_CRON, execution_timezone="UTC")
 def salesloft_lookback_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    """The last days read again, complete or not, for records that surface late."""
+    """The last days read again, complete or not, for records that surface late. Once a day,
+    so it never piles up: a run still waiting for the API pool then waits behind it."""
+    if LOOKBACK_DAYS <= 0:
+        return dg.SkipReason("SALESLOFT_LOOKBACK_DAYS is 0: no look-back")
     today = _today(context)
-    busy = busy_keys(context.instance)
-    keys = [k for k in INCREMENTAL_KEYS if k not in busy]
-    if not keys or LOOKBACK_DAYS <= 0:
-        return dg.SkipReason("nothing to look back on (every stream busy, or SALESLOFT_LOOKBACK_DAYS is 0)")
     first = max(today - timedelta(days=LOOKBACK_DAYS), DAILY.start.date())
-    force = {"ops": {"__".join(k.path): {"config": {"force": True}} for k in keys}}
-    return dg.RunRequest(run_key=None, asset_selection=keys, run_config=force, tags=range_tags(first, today - timedelta(days=1)))
+    force = {"ops": {"__".join(k.path): {"config": {"force": True}} for k in INCREMENTAL_KEYS}}
+    return dg.RunRequest(run_key=None, run_config=force, tags=range_tags(first, today - timedelta(days=1)))
 
 
-full_refresh_schedule = dg.ScheduleDefinition(
-    job=full_refresh_job, cron_schedule=FULL_REFRESH_CRON, execution_timezone="UTC"
-)
+@dg.schedule(job=full_refresh_job, cron_schedule=FULL_REFRESH_CRON, execution_timezone="UTC")
+def full_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    """Every full-refresh list, unless the previous refresh is still queued or running."""
+    waiting = context.instance.get_runs(filters=dg.RunsFilter(job_name=full_refresh_job.name, statuses=IN_FLIGHT), limit=1)
+    if waiting:
+        return dg.SkipReason(f"run {waiting[0].run_id} is still refreshing the lists")
+    return dg.RunRequest(run_key=None)
