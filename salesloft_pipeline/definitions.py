@@ -45,6 +45,10 @@ defs = dg.Definitions(
             "salesloft_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING
         ),
     ],
+    # A run's steps one after the other in the run's process: the steps that
+    # call SalesLoft queue on one pool slot anyway, DuckDB takes one writer at a
+    # time, and a process a step costs seconds for each of 31 streams.
+    executor=dg.in_process_executor,
     resources={
         # Secrets come from the environment at run time and never enter run config.
         "salesloft": SalesloftResource(

@@ -34,7 +34,6 @@ import httpx
 from salesloft_pipeline.warehouse import default_home
 
 ENDPOINT_PATH = "/webhooks/salesloft"
-IN_PROCESS = '{"execution": {"config": {"in_process": {}}}}'
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
@@ -295,8 +294,7 @@ def run_with_ui(plan: DemoPlan, port: int) -> None:
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def materialize(*args: str) -> None:
-        # In one process: a process a step (the default) costs seconds each for 16-31 steps.
-        dagster("asset", "materialize", *args, "--config-json", IN_PROCESS)
+        dagster("asset", "materialize", *args)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops every process the demo started, like Ctrl-C
