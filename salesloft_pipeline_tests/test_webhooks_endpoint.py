@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from salesloft_pipeline.serving import serve_in_thread
 from salesloft_pipeline.webhooks import (
     MissingSecret,
     NewEvent,
@@ -30,6 +31,7 @@ from salesloft_pipeline.webhooks import (
 from salesloft_pipeline.webhooks.app import MAX_BODY, PATH, create_app
 
 from .postgres import postgres_url  # noqa: F401 - fixture
+from .rawhttp import exchange, post_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "current-secret"
@@ -403,3 +405,36 @@ def test_an_invalid_postgres_url_is_refused_without_its_password() -> None:
     with pytest.raises(ValueError, match="SALESLOFT_EVENTS_URL") as raised:
         store.count()
     assert "s3cr3t" not in str(raised.value) and raised.value.__suppress_context__
+
+
+# -- over loopback HTTP, byte for byte: what test_webhooks_fuzz.py found ----------------
+@pytest.fixture
+def loopback(store: SQLiteEventStore) -> Iterator[int]:
+    """The endpoint served by uvicorn on 127.0.0.1; yields its port."""
+    with serve_in_thread(create_app(store, Secrets(f"{SECRET},{OLD_SECRET}")), name="webhook endpoint") as url:
+        yield int(url.rsplit(":", 1)[1])
+
+
+def _raw(body: bytes, *headers: tuple[bytes, bytes]) -> bytes:
+    return post_bytes(PATH, [*headers, (b"content-length", str(len(body)).encode())], body)
+
+
+@pytest.mark.parametrize("order", ["right_first", "wrong_first", "both_right"])
+def test_a_repeated_signature_header_is_refused(loopback: int, store: SQLiteEventStore, order: str) -> None:
+    """Two signatures are ambiguous (a proxy may act on the last, Starlette reads the first): 401, nothing stored."""
+    body = person(1)
+    right, wrong = sign(body, SECRET).encode(), b"0" * 40
+    first, second = {"right_first": (right, wrong), "wrong_first": (wrong, right), "both_right": (right, right)}[order]
+    request = _raw(body, (b"x-salesloft-event", b"person_updated"),
+                   (b"x-salesloft-signature", first), (b"x-salesloft-signature", second))
+    assert exchange(loopback, request) == 401
+    assert store.count() == 0
+
+
+def test_a_repeated_event_header_is_refused(loopback: int, store: SQLiteEventStore) -> None:
+    """Which of two event types to store would be a guess: 400, nothing stored."""
+    body = person(1)
+    request = _raw(body, (b"x-salesloft-event", b"person_updated"), (b"x-salesloft-event", b"person_deleted"),
+                   (b"x-salesloft-signature", sign(body, SECRET).encode()))
+    assert exchange(loopback, request) == 400
+    assert store.count() == 0

@@ -122,14 +122,17 @@ def create_app(store: EventStore, secrets: Secrets, metrics: Metrics | None = No
         if body is None:
             metrics.reject("too_large")
             return _answer(413, "body over 1 MiB")
-        signature = request.headers.get(SIGNATURE_HEADER)
-        if not signature:
+        signatures = request.headers.getlist(SIGNATURE_HEADER)
+        if not any(signatures):
             metrics.reject("missing_signature")
             return _answer(401, f"missing {SIGNATURE_HEADER}")
-        if not secrets.verify(body, signature):
+        # Repeated headers are ambiguous (a proxy may act on the last, Starlette's get() on the
+        # first) and SalesLoft sends each once: refuse rather than guess.
+        if len(signatures) > 1 or not secrets.verify(body, signatures[0]):
             metrics.reject("bad_signature")
             return _answer(401, "bad signature")
-        event_type = (request.headers.get(EVENT_HEADER) or "").strip().lower()
+        event_types = request.headers.getlist(EVENT_HEADER)
+        event_type = event_types[0].strip().lower() if len(event_types) == 1 else ""
         if not EVENT_TYPE.fullmatch(event_type):
             metrics.reject("bad_event_type")
             return _answer(400, f"missing or malformed {EVENT_HEADER}")
