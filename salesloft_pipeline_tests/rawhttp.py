@@ -6,9 +6,11 @@ control bytes in header values: written byte for byte on a loopback socket.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 ANSWER = re.compile(rb"HTTP/1\.[01] (\d{3})(?: .*)?")
 
@@ -46,3 +48,28 @@ def exchange(port: int, data: bytes, close_write: bool = False, timeout: float =
     match = ANSWER.fullmatch(status_line)
     assert match, f"not an HTTP status line: {status_line[:100]!r}"
     return int(match.group(1))
+
+
+class _Errors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def logged_errors(*names: str) -> Iterator[list[str]]:
+    """The ERROR lines these loggers (default: uvicorn's and ours) log in the block.
+
+    An unhandled exception in an ASGI app is one: uvicorn logs it and answers 500."""
+    handler = _Errors()
+    loggers = [logging.getLogger(name) for name in names or ("uvicorn.error", "salesloft_pipeline")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -31,7 +32,7 @@ from salesloft_pipeline.webhooks import (
 from salesloft_pipeline.webhooks.app import MAX_BODY, PATH, create_app
 
 from .postgres import postgres_url  # noqa: F401 - fixture
-from .rawhttp import exchange, post_bytes
+from .rawhttp import exchange, logged_errors, post_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "current-secret"
@@ -437,4 +438,23 @@ def test_a_repeated_event_header_is_refused(loopback: int, store: SQLiteEventSto
     request = _raw(body, (b"x-salesloft-event", b"person_updated"), (b"x-salesloft-event", b"person_deleted"),
                    (b"x-salesloft-signature", sign(body, SECRET).encode()))
     assert exchange(loopback, request) == 400
+    assert store.count() == 0
+
+
+@pytest.mark.parametrize("framing", ["content_length", "chunked"])
+def test_a_client_gone_mid_body_is_counted_not_an_unhandled_exception(loopback: int, store: SQLiteEventStore, framing: str) -> None:
+    """A sender that hangs up before its body ends was an "Exception in ASGI application" and a 500 try."""
+    with logged_errors() as errors:
+        body = person(1)
+        headers = [(b"x-salesloft-event", b"person_updated"), (b"x-salesloft-signature", sign(body, SECRET).encode())]
+        if framing == "content_length":
+            request = post_bytes(PATH, [*headers, (b"content-length", b"500")], body)
+        else:
+            request = post_bytes(PATH, [*headers, (b"transfer-encoding", b"chunked")], b"%x\r\n%s\r\n" % (len(body), body))
+        exchange(loopback, request, close_write=True)
+        with httpx.Client(base_url=f"http://127.0.0.1:{loopback}") as c:
+            assert c.get("/health").status_code == 200
+            metrics = c.get("/metrics").text
+    assert errors == []
+    assert 'salesloft_webhook_events_rejected_total{reason="client_disconnected"} 1.0' in metrics
     assert store.count() == 0

@@ -31,7 +31,7 @@ from prometheus_client import (
 )
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -49,7 +49,15 @@ EVENT_HEADER = "x-salesloft-event"
 EVENT_TYPE = re.compile(r"[a-z0-9_.:-]{1,100}")
 JSON = "application/json"
 
-REJECT_REASONS = ("missing_signature", "bad_signature", "too_large", "not_json", "bad_event_type", "store_unavailable")
+REJECT_REASONS = (
+    "missing_signature",
+    "bad_signature",
+    "too_large",
+    "not_json",
+    "bad_event_type",
+    "store_unavailable",
+    "client_disconnected",
+)
 
 
 class Metrics:
@@ -118,7 +126,11 @@ def create_app(store: EventStore, secrets: Secrets, metrics: Metrics | None = No
     committer = GroupCommitter(store, max_batch=max_batch)
 
     async def receive(request: Request) -> Response:
-        body = await _read_body(request)
+        try:
+            body = await _read_body(request)
+        except ClientDisconnect:  # the sender hung up mid-body: nobody to answer, nothing to store
+            metrics.reject("client_disconnected")
+            return _answer(400, "client disconnected")
         if body is None:
             metrics.reject("too_large")
             return _answer(413, "body over 1 MiB")
