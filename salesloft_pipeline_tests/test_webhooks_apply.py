@@ -325,3 +325,15 @@ def test_definitions_include_the_sensor_and_job() -> None:
     dg.Definitions.validate_loadable(defs)
     assert defs.get_sensor_def("salesloft_webhooks").minimum_interval_seconds <= 30
     assert defs.get_job_def("salesloft_webhook_apply") is not None
+
+
+def test_a_stored_body_too_deep_for_json_loads_is_skipped_not_a_failed_run() -> None:
+    """Events stored before the endpoint refused deep bodies: each would fail its range's every run."""
+    from salesloft_pipeline.defs.webhooks.apply import plan
+    from salesloft_pipeline.webhooks import StoredEvent
+
+    deep = b'{"id": 1, "a": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    now = datetime.now(timezone.utc)
+    batch = plan([StoredEvent(1, "person_updated", deep, True, now), StoredEvent(2, "person_updated", json.dumps(_person(2, "2026-01-02T00:00:00Z")).encode(), True, now)])
+    assert batch.invalid == [(1, "body is not JSON")]
+    assert [r["id"] for r in batch.streams["people"].upserts] == [2]

@@ -29,7 +29,7 @@ from salesloft_pipeline.webhooks import (
     open_event_store,
     sign,
 )
-from salesloft_pipeline.webhooks.app import MAX_BODY, PATH, create_app
+from salesloft_pipeline.webhooks.app import MAX_BODY, MAX_JSON_DEPTH, PATH, create_app
 
 from .postgres import postgres_url  # noqa: F401 - fixture
 from .rawhttp import exchange, logged_errors, post_bytes
@@ -458,3 +458,24 @@ def test_a_client_gone_mid_body_is_counted_not_an_unhandled_exception(loopback: 
     assert errors == []
     assert 'salesloft_webhook_events_rejected_total{reason="client_disconnected"} 1.0' in metrics
     assert store.count() == 0
+
+
+def _nested(depth: int) -> bytes:
+    """A person whose `a` field nests `depth` lists: the body is `depth + 1` levels deep."""
+    return b'{"id": 1, "a": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_a_body_nested_deeper_than_max_json_depth_is_refused(client: TestClient, store: SQLiteEventStore) -> None:
+    """orjson reads 1023 levels, the apply job's json.loads fewer than 1000: a body in between
+    was acknowledged, stored, and then failed every apply run of its range (a poison pill)."""
+    deepest = _nested(MAX_JSON_DEPTH - 1)
+    assert client.post(PATH, content=deepest, headers=headers(deepest)).status_code == 200
+    for depth in (MAX_JSON_DEPTH, 1000, 1022):
+        body = _nested(depth)
+        answer = client.post(PATH, content=body, headers=headers(body))
+        assert (answer.status_code, answer.json()) == (400, {"status": f"body nested deeper than {MAX_JSON_DEPTH}"})
+    # Brackets inside strings are text, not nesting.
+    text = json.dumps({"id": 2, "note": "[" * 5000}).encode()
+    assert client.post(PATH, content=text, headers=headers(text)).status_code == 200
+    assert [e.body for e in store.read(0)] == [deepest, text]
+    assert 'salesloft_webhook_events_rejected_total{reason="too_deep"} 3.0' in client.get("/metrics").text
