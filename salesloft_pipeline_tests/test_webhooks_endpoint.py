@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -246,7 +247,8 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         assert isinstance(s, PostgresEventStore)
         s.setup()
         with s._reader() as cursor:
-            cursor.execute("TRUNCATE salesloft_webhook_events")
+            cursor.execute("TRUNCATE salesloft_webhook_events, salesloft_webhook_applied_ranges")
+            cursor.execute("UPDATE salesloft_webhook_applied SET through_seq = 0, last_apply = NULL")
     s.setup()
     yield s
     s.close()
@@ -386,6 +388,82 @@ def test_the_endpoint_appends_between_prune_batches(any_store: Any) -> None:
     assert [e.body for e in remaining] == [person(49)] + delivered
     seqs = [e.seq for e in remaining]
     assert seqs == sorted(set(seqs)) and seqs[0] == before
+
+
+def test_applied_through_moves_only_over_applied_ranges_whatever_their_order(any_store: Any) -> None:
+    empty = any_store.progress()
+    assert (empty.last_seq, empty.applied_through, empty.unapplied, empty.oldest_unapplied, empty.last_apply) == (0, 0, 0, None, None)
+    received = [1_700_000_000.0 + i for i in range(10)]
+    any_store.append_many([NewEvent("person_updated", person(i), True, at) for i, at in enumerate(received)])
+    seqs = [e.seq for e in any_store.read(0)]
+    before = seqs[0] - 1  # numbers below the first event hold none (earlier tests on Postgres)
+    # The second half first: nothing below it is applied, so the marker stays.
+    assert any_store.mark_applied(seqs[4], seqs[9]) == 0
+    progress = any_store.progress()
+    assert (progress.last_seq, progress.applied_through, progress.unapplied) == (seqs[9], 0, 5)
+    assert progress.oldest_unapplied.timestamp() == pytest.approx(received[0])
+    assert progress.last_apply is not None and abs(progress.last_apply.timestamp() - time.time()) < 60
+    # A range in the middle of what is missing changes nothing but the count.
+    assert any_store.mark_applied(seqs[1], seqs[4]) == 0
+    assert (any_store.progress().unapplied, any_store.progress().oldest_unapplied.timestamp()) == (2, pytest.approx(received[0]))
+    # The first range fills the gap: the marker runs through every marked range.
+    assert any_store.mark_applied(before, seqs[1]) == seqs[9]
+    assert any_store.mark_applied(before, seqs[1]) == seqs[9]  # idempotent; an old range moves nothing
+    progress = any_store.progress()
+    assert (progress.applied_through, progress.unapplied, progress.oldest_unapplied) == (seqs[9], 0, None)
+    with pytest.raises(ValueError, match="empty range"):
+        any_store.mark_applied(5, 4)
+
+
+def test_applied_through_moves_over_numbers_that_hold_no_event(any_store: Any) -> None:
+    """Pruned events and numbers used up without an event (Postgres duplicates) are no gap."""
+    any_store.append_many([NewEvent("person_updated", person(i), True, OLD) for i in range(6)])
+    seqs = [e.seq for e in any_store.read(0)]
+    table = "events" if isinstance(any_store, SQLiteEventStore) else "salesloft_webhook_events"
+    _raw_execute(any_store, f"DELETE FROM {table} WHERE seq <= {seqs[2]}")
+    assert any_store.mark_applied(seqs[3], seqs[5]) == 0  # event seqs[3] is not applied
+    assert any_store.progress().unapplied == 1
+    assert any_store.mark_applied(seqs[2], seqs[3]) == seqs[5]  # below seqs[2]: no events left
+
+
+def test_concurrent_apply_runs_mark_their_ranges_without_losing_one(any_store: Any) -> None:
+    any_store.append_many([NewEvent("person_updated", person(i), True, OLD) for i in range(40)])
+    seqs = [e.seq for e in any_store.read(0)]
+    bounds = [seqs[0] - 1, *seqs[4::5]]
+    ranges = list(zip(bounds, bounds[1:]))[::-1]  # the last range first
+    url = any_store.url if isinstance(any_store, PostgresEventStore) else str(any_store.path)
+    errors: list[BaseException] = []
+
+    def mark(after: int, through: int) -> None:
+        store = open_event_store(url)
+        try:
+            store.mark_applied(after, through)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=mark, args=r) for r in ranges]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    progress = any_store.progress()
+    assert (progress.applied_through, progress.unapplied) == (seqs[-1], 0)
+
+
+def test_setup_gives_a_store_made_before_the_marker_its_tables(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite"
+    with sqlite3.connect(path) as conn:  # the events table as the previous version made it
+        conn.execute(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, dedupe_key BLOB NOT NULL UNIQUE,"
+            " event_type TEXT NOT NULL, known INTEGER NOT NULL, received_at REAL NOT NULL, body BLOB NOT NULL)"
+        )
+        conn.execute("INSERT INTO events VALUES (1, x'00', 'person_updated', 1, 1.0, x'7b7d')")
+    store = SQLiteEventStore(path)
+    assert store.mark_applied(0, 1) == 1
+    assert store.progress().applied_through == 1
 
 
 def test_events_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
