@@ -19,7 +19,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import orjson
 from prometheus_client import (
@@ -30,6 +30,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -140,9 +141,20 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def create_app(store: EventStore, secrets: Secrets, metrics: Metrics | None = None, max_batch: int = 1000) -> Starlette:
-    """The ASGI app, storing into `store` (set up at startup) and accepting `secrets`."""
+def create_app(
+    store: EventStore,
+    secrets: Secrets,
+    metrics: Metrics | None = None,
+    max_batch: int = 1000,
+    collectors: Iterable[Collector] = (),
+) -> Starlette:
+    """The ASGI app, storing into `store` (set up at startup) and accepting `secrets`.
+
+    `collectors` join the endpoint's own metrics on /metrics (`webhooks serve`
+    adds the pipeline's health, salesloft_pipeline.monitoring)."""
     metrics = metrics or Metrics()
+    for collector in collectors:
+        metrics.registry.register(collector)
     committer = GroupCommitter(store, max_batch=max_batch)
 
     async def receive(request: Request) -> Response:
@@ -208,7 +220,8 @@ def create_app(store: EventStore, secrets: Secrets, metrics: Metrics | None = No
         return Response(orjson.dumps({"status": "ok", "store": store.describe()}), media_type=JSON)
 
     async def prometheus(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # In a worker thread: collectors read databases, and deliveries must not wait for them.
+        return Response(await run_in_threadpool(generate_latest, metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -235,9 +248,12 @@ def create_app(store: EventStore, secrets: Secrets, metrics: Metrics | None = No
 
 
 def app_from_env() -> Starlette:
-    """The app as `webhooks serve` runs it: secrets and store from the environment.
+    """The app as `webhooks serve` runs it: secrets, store and warehouse from the environment.
 
     Raises MissingSecret (naming SALESLOFT_WEBHOOK_SECRET) when no secret is set."""
+    from salesloft_pipeline.monitoring import PipelineCollector
+
     from .store import open_event_store
 
-    return create_app(open_event_store(), Secrets.from_env())
+    store = open_event_store()
+    return create_app(store, Secrets.from_env(), collectors=[PipelineCollector.from_env(store)])
