@@ -15,7 +15,10 @@ read runs in a thread of its own and is given up after `timeout` seconds, so
 a hung database cannot hang the scrape. The warehouse is opened read-only and
 closed at once: on DuckDB a reader keeps writers (other processes) out while
 it holds the file, so a scrape holds it for milliseconds, and gives up after a
-short wait when a writer holds it. The delivery path never touches the
+short wait when a writer holds it. DuckDB also refuses a read-only and a
+read-write connection to one file within one process: register the collector
+only in a process that does not write the warehouse (`webhooks serve` does
+not). The delivery path never touches the
 warehouse; only scrapes do. Error texts are scrubbed of the URL and password
 before they are logged, and never reach the scrape output.
 
