@@ -248,12 +248,10 @@ def create_app(
 
 
 def app_from_env() -> Starlette:
-    """The app as `webhooks serve` runs it: secrets, store and warehouse from the environment.
+    """The app with secrets and store from the environment, without the pipeline's health
+    on /metrics (`webhooks serve` adds it; this package never imports the warehouse).
 
     Raises MissingSecret (naming SALESLOFT_WEBHOOK_SECRET) when no secret is set."""
-    from salesloft_pipeline.monitoring import PipelineCollector
-
     from .store import open_event_store
 
-    store = open_event_store()
-    return create_app(store, Secrets.from_env(), collectors=[PipelineCollector.from_env(store)])
+    return create_app(open_event_store(), Secrets.from_env())
