@@ -322,3 +322,39 @@ def test_definitions_include_the_sensor_and_job() -> None:
     dg.Definitions.validate_loadable(defs)
     assert defs.get_sensor_def("salesloft_webhooks").minimum_interval_seconds <= 30
     assert defs.get_job_def("salesloft_webhook_apply") is not None
+
+
+def test_a_stored_body_too_deep_for_json_loads_is_skipped_not_a_failed_run() -> None:
+    """Events stored before the endpoint refused deep bodies: each would fail its range's every run."""
+    from salesloft_pipeline.defs.webhooks.apply import plan
+    from salesloft_pipeline.webhooks import StoredEvent
+
+    deep = b'{"id": 1, "a": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    now = datetime.now(timezone.utc)
+    batch = plan([StoredEvent(1, "person_updated", deep, True, now), StoredEvent(2, "person_updated", json.dumps(_person(2, "2026-01-02T00:00:00Z")).encode(), True, now)])
+    assert batch.invalid == [(1, "body is not JSON")]
+    assert [r["id"] for r in batch.streams["people"].upserts] == [2]
+
+
+def test_apply_runs_move_the_applied_through_marker_only_when_they_succeed(tmp_path: Path, urls: tuple[str, str]) -> None:
+    """The marker the metrics read: a failed run marks nothing; ranges finishing out of order never overstate."""
+    wh_path, events_path = urls
+    store = open_event_store(events_path)
+    _append(store, [("person_created", _person(i, "2026-01-01T10:00:00Z")) for i in range(1, 5)])
+
+    def apply(after: int, through: int, warehouse: str = wh_path) -> bool:
+        config = {"ops": {"apply_webhook_events": {"config": {"after_seq": after, "through_seq": through}}}}
+        return webhook_apply_job.execute_in_process(
+            run_config=config, resources=resources(warehouse, events_path), raise_on_error=False
+        ).success
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    unreachable = str(blocker / "wh.duckdb") if "://" not in wh_path else wh_path.rsplit("/", 1)[0] + "/slp_no_such_db"
+    assert not apply(0, 2, warehouse=unreachable)
+    assert (store.progress().applied_through, store.progress().unapplied) == (0, 4)
+    assert apply(2, 4)  # the second range succeeds first
+    assert (store.progress().applied_through, store.progress().unapplied) == (0, 2)
+    assert apply(0, 2)  # the retry of the first
+    progress = store.progress()
+    assert (progress.applied_through, progress.unapplied, progress.oldest_unapplied) == (4, 0, None)

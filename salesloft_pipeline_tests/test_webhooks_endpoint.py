@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,11 +14,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from salesloft_pipeline.serving import serve_in_thread
 from salesloft_pipeline.webhooks import (
     MissingSecret,
     NewEvent,
@@ -27,9 +30,10 @@ from salesloft_pipeline.webhooks import (
     open_event_store,
     sign,
 )
-from salesloft_pipeline.webhooks.app import MAX_BODY, PATH, create_app
+from salesloft_pipeline.webhooks.app import MAX_BODY, MAX_JSON_DEPTH, PATH, create_app
 
 from .postgres import postgres_url  # noqa: F401 - fixture
+from .rawhttp import exchange, logged_errors, post_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "current-secret"
@@ -243,7 +247,8 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         assert isinstance(s, PostgresEventStore)
         s.setup()
         with s._reader() as cursor:
-            cursor.execute("TRUNCATE salesloft_webhook_events")
+            cursor.execute("TRUNCATE salesloft_webhook_events, salesloft_webhook_applied_ranges")
+            cursor.execute("UPDATE salesloft_webhook_applied SET through_seq = 0, last_apply = NULL")
     s.setup()
     yield s
     s.close()
@@ -385,6 +390,82 @@ def test_the_endpoint_appends_between_prune_batches(any_store: Any) -> None:
     assert seqs == sorted(set(seqs)) and seqs[0] == before
 
 
+def test_applied_through_moves_only_over_applied_ranges_whatever_their_order(any_store: Any) -> None:
+    empty = any_store.progress()
+    assert (empty.last_seq, empty.applied_through, empty.unapplied, empty.oldest_unapplied, empty.last_apply) == (0, 0, 0, None, None)
+    received = [1_700_000_000.0 + i for i in range(10)]
+    any_store.append_many([NewEvent("person_updated", person(i), True, at) for i, at in enumerate(received)])
+    seqs = [e.seq for e in any_store.read(0)]
+    before = seqs[0] - 1  # numbers below the first event hold none (earlier tests on Postgres)
+    # The second half first: nothing below it is applied, so the marker stays.
+    assert any_store.mark_applied(seqs[4], seqs[9]) == 0
+    progress = any_store.progress()
+    assert (progress.last_seq, progress.applied_through, progress.unapplied) == (seqs[9], 0, 5)
+    assert progress.oldest_unapplied.timestamp() == pytest.approx(received[0])
+    assert progress.last_apply is not None and abs(progress.last_apply.timestamp() - time.time()) < 60
+    # A range in the middle of what is missing changes nothing but the count.
+    assert any_store.mark_applied(seqs[1], seqs[4]) == 0
+    assert (any_store.progress().unapplied, any_store.progress().oldest_unapplied.timestamp()) == (2, pytest.approx(received[0]))
+    # The first range fills the gap: the marker runs through every marked range.
+    assert any_store.mark_applied(before, seqs[1]) == seqs[9]
+    assert any_store.mark_applied(before, seqs[1]) == seqs[9]  # idempotent; an old range moves nothing
+    progress = any_store.progress()
+    assert (progress.applied_through, progress.unapplied, progress.oldest_unapplied) == (seqs[9], 0, None)
+    with pytest.raises(ValueError, match="empty range"):
+        any_store.mark_applied(5, 4)
+
+
+def test_applied_through_moves_over_numbers_that_hold_no_event(any_store: Any) -> None:
+    """Pruned events and numbers used up without an event (Postgres duplicates) are no gap."""
+    any_store.append_many([NewEvent("person_updated", person(i), True, OLD) for i in range(6)])
+    seqs = [e.seq for e in any_store.read(0)]
+    table = "events" if isinstance(any_store, SQLiteEventStore) else "salesloft_webhook_events"
+    _raw_execute(any_store, f"DELETE FROM {table} WHERE seq <= {seqs[2]}")
+    assert any_store.mark_applied(seqs[3], seqs[5]) == 0  # event seqs[3] is not applied
+    assert any_store.progress().unapplied == 1
+    assert any_store.mark_applied(seqs[2], seqs[3]) == seqs[5]  # below seqs[2]: no events left
+
+
+def test_concurrent_apply_runs_mark_their_ranges_without_losing_one(any_store: Any) -> None:
+    any_store.append_many([NewEvent("person_updated", person(i), True, OLD) for i in range(40)])
+    seqs = [e.seq for e in any_store.read(0)]
+    bounds = [seqs[0] - 1, *seqs[4::5]]
+    ranges = list(zip(bounds, bounds[1:]))[::-1]  # the last range first
+    url = any_store.url if isinstance(any_store, PostgresEventStore) else str(any_store.path)
+    errors: list[BaseException] = []
+
+    def mark(after: int, through: int) -> None:
+        store = open_event_store(url)
+        try:
+            store.mark_applied(after, through)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=mark, args=r) for r in ranges]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    progress = any_store.progress()
+    assert (progress.applied_through, progress.unapplied) == (seqs[-1], 0)
+
+
+def test_setup_gives_a_store_made_before_the_marker_its_tables(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite"
+    with sqlite3.connect(path) as conn:  # the events table as the previous version made it
+        conn.execute(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, dedupe_key BLOB NOT NULL UNIQUE,"
+            " event_type TEXT NOT NULL, known INTEGER NOT NULL, received_at REAL NOT NULL, body BLOB NOT NULL)"
+        )
+        conn.execute("INSERT INTO events VALUES (1, x'00', 'person_updated', 1, 1.0, x'7b7d')")
+    store = SQLiteEventStore(path)
+    assert store.mark_applied(0, 1) == 1
+    assert store.progress().applied_through == 1
+
+
 def test_events_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SALESLOFT_EVENTS_URL", raising=False)
     monkeypatch.setenv("SALESLOFT_PIPELINE_HOME", str(tmp_path))
@@ -403,3 +484,76 @@ def test_an_invalid_postgres_url_is_refused_without_its_password() -> None:
     with pytest.raises(ValueError, match="SALESLOFT_EVENTS_URL") as raised:
         store.count()
     assert "s3cr3t" not in str(raised.value) and raised.value.__suppress_context__
+
+
+# -- over loopback HTTP, byte for byte: what test_webhooks_fuzz.py found ----------------
+@pytest.fixture
+def loopback(store: SQLiteEventStore) -> Iterator[int]:
+    """The endpoint served by uvicorn on 127.0.0.1; yields its port."""
+    with serve_in_thread(create_app(store, Secrets(f"{SECRET},{OLD_SECRET}")), name="webhook endpoint") as url:
+        yield int(url.rsplit(":", 1)[1])
+
+
+def _raw(body: bytes, *headers: tuple[bytes, bytes]) -> bytes:
+    return post_bytes(PATH, [*headers, (b"content-length", str(len(body)).encode())], body)
+
+
+@pytest.mark.parametrize("order", ["right_first", "wrong_first", "both_right"])
+def test_a_repeated_signature_header_is_refused(loopback: int, store: SQLiteEventStore, order: str) -> None:
+    """Two signatures are ambiguous (a proxy may act on the last, Starlette reads the first): 401, nothing stored."""
+    body = person(1)
+    right, wrong = sign(body, SECRET).encode(), b"0" * 40
+    first, second = {"right_first": (right, wrong), "wrong_first": (wrong, right), "both_right": (right, right)}[order]
+    request = _raw(body, (b"x-salesloft-event", b"person_updated"),
+                   (b"x-salesloft-signature", first), (b"x-salesloft-signature", second))
+    assert exchange(loopback, request) == 401
+    assert store.count() == 0
+
+
+def test_a_repeated_event_header_is_refused(loopback: int, store: SQLiteEventStore) -> None:
+    """Which of two event types to store would be a guess: 400, nothing stored."""
+    body = person(1)
+    request = _raw(body, (b"x-salesloft-event", b"person_updated"), (b"x-salesloft-event", b"person_deleted"),
+                   (b"x-salesloft-signature", sign(body, SECRET).encode()))
+    assert exchange(loopback, request) == 400
+    assert store.count() == 0
+
+
+@pytest.mark.parametrize("framing", ["content_length", "chunked"])
+def test_a_client_gone_mid_body_is_counted_not_an_unhandled_exception(loopback: int, store: SQLiteEventStore, framing: str) -> None:
+    """A sender that hangs up before its body ends was an "Exception in ASGI application" and a 500 try."""
+    with logged_errors() as errors:
+        body = person(1)
+        headers = [(b"x-salesloft-event", b"person_updated"), (b"x-salesloft-signature", sign(body, SECRET).encode())]
+        if framing == "content_length":
+            request = post_bytes(PATH, [*headers, (b"content-length", b"500")], body)
+        else:
+            request = post_bytes(PATH, [*headers, (b"transfer-encoding", b"chunked")], b"%x\r\n%s\r\n" % (len(body), body))
+        exchange(loopback, request, close_write=True)
+        with httpx.Client(base_url=f"http://127.0.0.1:{loopback}") as c:
+            assert c.get("/health").status_code == 200
+            metrics = c.get("/metrics").text
+    assert errors == []
+    assert 'salesloft_webhook_events_rejected_total{reason="client_disconnected"} 1.0' in metrics
+    assert store.count() == 0
+
+
+def _nested(depth: int) -> bytes:
+    """A person whose `a` field nests `depth` lists: the body is `depth + 1` levels deep."""
+    return b'{"id": 1, "a": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_a_body_nested_deeper_than_max_json_depth_is_refused(client: TestClient, store: SQLiteEventStore) -> None:
+    """orjson reads 1023 levels, the apply job's json.loads fewer than 1000: a body in between
+    was acknowledged, stored, and then failed every apply run of its range (a poison pill)."""
+    deepest = _nested(MAX_JSON_DEPTH - 1)
+    assert client.post(PATH, content=deepest, headers=headers(deepest)).status_code == 200
+    for depth in (MAX_JSON_DEPTH, 1000, 1022):
+        body = _nested(depth)
+        answer = client.post(PATH, content=body, headers=headers(body))
+        assert (answer.status_code, answer.json()) == (400, {"status": f"body nested deeper than {MAX_JSON_DEPTH}"})
+    # Brackets inside strings are text, not nesting.
+    text = json.dumps({"id": 2, "note": "[" * 5000}).encode()
+    assert client.post(PATH, content=text, headers=headers(text)).status_code == 200
+    assert [e.body for e in store.read(0)] == [deepest, text]
+    assert 'salesloft_webhook_events_rejected_total{reason="too_deep"} 3.0' in client.get("/metrics").text

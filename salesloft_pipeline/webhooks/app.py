@@ -4,7 +4,8 @@ Routes:
 - `POST /webhooks/salesloft`: a SalesLoft delivery. 2xx only once the event is
   committed to the event store (200 new or duplicate, 202 stored but flagged
   because the pipeline does not apply its type); 401 missing or bad
-  signature; 413 body over 1 MiB; 400 body not a JSON object or no event type;
+  signature; 413 body over 1 MiB; 400 body not a JSON object (or nested deeper
+  than MAX_JSON_DEPTH) or no event type;
   503 the store refused the commit (SalesLoft retries).
 - `GET /health`: 200 when the store answers and its writer runs, else 503.
 - `GET /metrics`: Prometheus text format.
@@ -18,7 +19,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import orjson
 from prometheus_client import (
@@ -29,9 +30,10 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -44,12 +46,25 @@ disable_created_metrics()  # no `*_created` series: they double the scrape for n
 
 PATH = "/webhooks/salesloft"
 MAX_BODY = 1024 * 1024  # 1 MiB
+# SalesLoft resources nest a few levels. Deeper bodies are refused: orjson reads up to 1023
+# levels but the apply job's json.loads fails below 1000, so such a body, once stored,
+# would fail every apply run of its range.
+MAX_JSON_DEPTH = 64
 SIGNATURE_HEADER = "x-salesloft-signature"
 EVENT_HEADER = "x-salesloft-event"
 EVENT_TYPE = re.compile(r"[a-z0-9_.:-]{1,100}")
 JSON = "application/json"
 
-REJECT_REASONS = ("missing_signature", "bad_signature", "too_large", "not_json", "bad_event_type", "store_unavailable")
+REJECT_REASONS = (
+    "missing_signature",
+    "bad_signature",
+    "too_large",
+    "not_json",
+    "bad_event_type",
+    "store_unavailable",
+    "client_disconnected",
+    "too_deep",
+)
 
 
 class Metrics:
@@ -97,6 +112,20 @@ def _answer(status: int, text: str) -> Response:
     return Response(b'{"status":"' + text.encode() + b'"}', status_code=status, media_type=JSON)
 
 
+def _deeper_than(value: object, limit: int) -> bool:
+    """True when `value` (parsed JSON) nests containers more than `limit` levels deep."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 async def _read_body(request: Request) -> bytes | None:
     """The raw body, or None when it is over MAX_BODY (read no further)."""
     length = request.headers.get("content-length")
@@ -112,24 +141,42 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def create_app(store: EventStore, secrets: Secrets, metrics: Metrics | None = None, max_batch: int = 1000) -> Starlette:
-    """The ASGI app, storing into `store` (set up at startup) and accepting `secrets`."""
+def create_app(
+    store: EventStore,
+    secrets: Secrets,
+    metrics: Metrics | None = None,
+    max_batch: int = 1000,
+    collectors: Iterable[Collector] = (),
+) -> Starlette:
+    """The ASGI app, storing into `store` (set up at startup) and accepting `secrets`.
+
+    `collectors` join the endpoint's own metrics on /metrics (`webhooks serve`
+    adds the pipeline's health, salesloft_pipeline.monitoring)."""
     metrics = metrics or Metrics()
+    for collector in collectors:
+        metrics.registry.register(collector)
     committer = GroupCommitter(store, max_batch=max_batch)
 
     async def receive(request: Request) -> Response:
-        body = await _read_body(request)
+        try:
+            body = await _read_body(request)
+        except ClientDisconnect:  # the sender hung up mid-body: nobody to answer, nothing to store
+            metrics.reject("client_disconnected")
+            return _answer(400, "client disconnected")
         if body is None:
             metrics.reject("too_large")
             return _answer(413, "body over 1 MiB")
-        signature = request.headers.get(SIGNATURE_HEADER)
-        if not signature:
+        signatures = request.headers.getlist(SIGNATURE_HEADER)
+        if not any(signatures):
             metrics.reject("missing_signature")
             return _answer(401, f"missing {SIGNATURE_HEADER}")
-        if not secrets.verify(body, signature):
+        # Repeated headers are ambiguous (a proxy may act on the last, Starlette's get() on the
+        # first) and SalesLoft sends each once: refuse rather than guess.
+        if len(signatures) > 1 or not secrets.verify(body, signatures[0]):
             metrics.reject("bad_signature")
             return _answer(401, "bad signature")
-        event_type = (request.headers.get(EVENT_HEADER) or "").strip().lower()
+        event_types = request.headers.getlist(EVENT_HEADER)
+        event_type = event_types[0].strip().lower() if len(event_types) == 1 else ""
         if not EVENT_TYPE.fullmatch(event_type):
             metrics.reject("bad_event_type")
             return _answer(400, f"missing or malformed {EVENT_HEADER}")
@@ -140,6 +187,10 @@ def create_app(store: EventStore, secrets: Secrets, metrics: Metrics | None = No
         if not isinstance(parsed, dict):
             metrics.reject("not_json")
             return _answer(400, "body is not a JSON object")
+        # Counting brackets (in C) spares the walk for nearly every body.
+        if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _deeper_than(parsed, MAX_JSON_DEPTH):
+            metrics.reject("too_deep")
+            return _answer(400, f"body nested deeper than {MAX_JSON_DEPTH}")
         known = event_type in EVENTS
         started = time.perf_counter()
         try:
@@ -169,7 +220,8 @@ def create_app(store: EventStore, secrets: Secrets, metrics: Metrics | None = No
         return Response(orjson.dumps({"status": "ok", "store": store.describe()}), media_type=JSON)
 
     async def prometheus(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # In a worker thread: collectors read databases, and deliveries must not wait for them.
+        return Response(await run_in_threadpool(generate_latest, metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -196,7 +248,8 @@ def create_app(store: EventStore, secrets: Secrets, metrics: Metrics | None = No
 
 
 def app_from_env() -> Starlette:
-    """The app as `webhooks serve` runs it: secrets and store from the environment.
+    """The app with secrets and store from the environment, without the pipeline's health
+    on /metrics (`webhooks serve` adds it; this package never imports the warehouse).
 
     Raises MissingSecret (naming SALESLOFT_WEBHOOK_SECRET) when no secret is set."""
     from .store import open_event_store

@@ -28,6 +28,15 @@ Retention: `prune` deletes old events the caller knows were applied, in
 batches (the endpoint's appends wait for one batch at most). Sequence numbers
 are never reused (SQLite AUTOINCREMENT, a Postgres identity), and the latest
 event is always kept, so `last_seq()` never goes back.
+
+Applied through: the apply job calls `mark_applied(after, through)` when a run
+of that range succeeded; ranges may finish in any order. The store keeps a
+one-row marker, `applied_through`: the highest N such that every event with
+seq <= N has been applied. It moves only over marked ranges and over numbers
+that hold no event (a number a duplicate used up on Postgres, or an applied
+event pruned since); marked ranges above a gap wait in a small table until the
+gap is filled. So it never overstates, and `progress()` counts as unapplied
+exactly the events no marked range covers. The metrics collector reads it.
 """
 
 from __future__ import annotations
@@ -49,6 +58,8 @@ from typing import Any
 
 EVENTS_URL_VARIABLE = "SALESLOFT_EVENTS_URL"
 PG_TABLE = "salesloft_webhook_events"
+PG_APPLIED = "salesloft_webhook_applied"  # one row: the applied-through marker
+PG_APPLIED_RANGES = "salesloft_webhook_applied_ranges"  # marked ranges above it
 # pg_advisory_xact_lock key that serialises commits across endpoint processes.
 PG_COMMIT_LOCK = 0x5A1E5_10F7
 # Rows deleted per prune transaction: a few tens of ms of writer lock on SQLite.
@@ -80,6 +91,17 @@ class StoredEvent:
     body: bytes
     known: bool
     received_at: datetime
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far applying has come, read in one snapshot."""
+
+    last_seq: int  # the highest sequence number stored (0: none yet)
+    applied_through: int  # every event with seq <= this one is applied
+    unapplied: int  # events stored that no marked range covers
+    oldest_unapplied: datetime | None  # received_at of the oldest of those
+    last_apply: datetime | None  # when a range was last marked applied
 
 
 class EventStore(ABC):
@@ -150,6 +172,88 @@ class EventStore(ABC):
     @abstractmethod
     def _delete_batch(self, through_seq: int, received_before: datetime, limit: int) -> int:
         """One committed transaction of `prune`: deletes at most `limit` matching events."""
+
+    # -- applied through (see the module doc) ------------------------------------------
+    PARAM = "?"
+    EVENTS_TABLE = "events"
+    APPLIED_TABLE = "applied"
+    RANGES_TABLE = "applied_ranges"
+    LOCK_MARKER = ""  # what makes the marker's SELECT hold its row until the commit
+
+    @abstractmethod
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A DB-API cursor in one transaction that takes the write lock (committed at the end)."""
+
+    @abstractmethod
+    def _to_db_time(self, unix: float) -> Any: ...
+
+    @abstractmethod
+    def _from_db_time(self, value: Any) -> datetime: ...
+
+    def mark_applied(self, after_seq: int, through_seq: int) -> int:
+        """Records that the events with after_seq < seq <= through_seq are applied; returns
+        the new applied-through marker. Idempotent; ranges may come in any order."""
+        if through_seq < after_seq:
+            raise ValueError(f"empty range: through_seq {through_seq} < after_seq {after_seq}")
+        self.setup()  # a store made before the marker existed gets its tables here
+        p, ranges = self.PARAM, self.RANGES_TABLE
+        with self._transaction() as cursor:
+            cursor.execute(f"SELECT through_seq FROM {self.APPLIED_TABLE} WHERE id = 1{self.LOCK_MARKER}")
+            (marker,) = cursor.fetchone()
+            if through_seq > marker:
+                cursor.execute(
+                    f"INSERT INTO {ranges} (after_seq, through_seq) VALUES ({p}, {p}) ON CONFLICT DO NOTHING",
+                    [after_seq, through_seq],
+                )
+            while True:  # move over the ranges that start at or below the marker, or past a gap of no events
+                cursor.execute(
+                    f"SELECT after_seq, through_seq FROM {ranges} WHERE through_seq > {p} ORDER BY after_seq LIMIT 1",
+                    [marker],
+                )
+                row = cursor.fetchone()
+                if row is None:
+                    break
+                after, through = row
+                if after > marker:
+                    cursor.execute(
+                        f"SELECT 1 FROM {self.EVENTS_TABLE} WHERE seq > {p} AND seq <= {p} LIMIT 1", [marker, after]
+                    )
+                    if cursor.fetchone() is not None:
+                        break  # an event below this range is not applied yet
+                marker = through
+            cursor.execute(f"DELETE FROM {ranges} WHERE through_seq <= {p}", [marker])
+            cursor.execute(
+                f"UPDATE {self.APPLIED_TABLE} SET through_seq = {p}, last_apply = {p} WHERE id = 1",
+                [marker, self._to_db_time(time.time())],
+            )
+        return int(marker)
+
+    def progress(self) -> Progress:
+        """Last sequence number, applied-through marker and what is left to apply, in one snapshot."""
+        p = self.PARAM
+        with self._snapshot() as cursor:
+            cursor.execute(f"SELECT through_seq, last_apply FROM {self.APPLIED_TABLE} WHERE id = 1")
+            row = cursor.fetchone()
+            marker, last_apply = row if row is not None else (0, None)
+            cursor.execute(f"SELECT coalesce(max(seq), 0) FROM {self.EVENTS_TABLE}")
+            (last,) = cursor.fetchone()
+            cursor.execute(
+                f"SELECT count(*), min(received_at) FROM {self.EVENTS_TABLE} e WHERE seq > {p} AND NOT EXISTS"
+                f" (SELECT 1 FROM {self.RANGES_TABLE} r WHERE e.seq > r.after_seq AND e.seq <= r.through_seq)",
+                [marker],
+            )
+            unapplied, oldest = cursor.fetchone()
+        return Progress(
+            last_seq=int(last),
+            applied_through=int(marker),
+            unapplied=int(unapplied),
+            oldest_unapplied=None if oldest is None else self._from_db_time(oldest),
+            last_apply=None if last_apply is None else self._from_db_time(last_apply),
+        )
+
+    @abstractmethod
+    def _snapshot(self) -> contextlib.AbstractContextManager[Any]:
+        """A DB-API cursor in one read-only snapshot."""
 
 
 class SQLiteEventStore(EventStore):
@@ -234,6 +338,41 @@ class SQLiteEventStore(EventStore):
             )
             # For `prune`: it finds old events without scanning the recent ones.
             conn.execute("CREATE INDEX IF NOT EXISTS events_received_at ON events (received_at)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS applied (id INTEGER PRIMARY KEY CHECK (id = 1),"
+                " through_seq INTEGER NOT NULL, last_apply REAL)"
+            )
+            conn.execute("INSERT INTO applied (id, through_seq) VALUES (1, 0) ON CONFLICT DO NOTHING")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS applied_ranges (after_seq INTEGER NOT NULL,"
+                " through_seq INTEGER NOT NULL, PRIMARY KEY (after_seq, through_seq))"
+            )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._reader() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn.cursor()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Cursor]:
+        with self._reader() as conn:
+            conn.execute("BEGIN")  # deferred: a read snapshot that takes no write lock
+            try:
+                yield conn.cursor()
+            finally:
+                conn.execute("ROLLBACK")
+
+    def _to_db_time(self, unix: float) -> float:
+        return unix
+
+    def _from_db_time(self, value: float) -> datetime:
+        return datetime.fromtimestamp(value, timezone.utc)
 
     def append_many(self, events: Sequence[NewEvent]) -> list[bool]:
         with self._lock:
@@ -307,6 +446,12 @@ class SQLiteEventStore(EventStore):
 class PostgresEventStore(EventStore):
     """The team store: a table in Postgres."""
 
+    PARAM = "%s"
+    EVENTS_TABLE = PG_TABLE
+    APPLIED_TABLE = PG_APPLIED
+    RANGES_TABLE = PG_APPLIED_RANGES
+    LOCK_MARKER = " FOR UPDATE"  # concurrent apply runs mark one after another
+
     def __init__(self, url: str) -> None:
         self.url = url
         self._writer: Any = None
@@ -350,6 +495,30 @@ class PostgresEventStore(EventStore):
             )
             # For `prune`: it finds old events without scanning the recent ones.
             cursor.execute(f"CREATE INDEX IF NOT EXISTS {PG_TABLE}_received_at ON {PG_TABLE} (received_at)")
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {PG_APPLIED} (id INTEGER PRIMARY KEY CHECK (id = 1),"
+                " through_seq BIGINT NOT NULL, last_apply TIMESTAMPTZ)"
+            )
+            cursor.execute(f"INSERT INTO {PG_APPLIED} (id, through_seq) VALUES (1, 0) ON CONFLICT DO NOTHING")
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {PG_APPLIED_RANGES} (after_seq BIGINT NOT NULL,"
+                " through_seq BIGINT NOT NULL, PRIMARY KEY (after_seq, through_seq))"
+            )
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        return self._reader()  # one transaction, committed on success; the marker's FOR UPDATE serialises
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Any]:
+        with self._reader() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield cursor
+
+    def _to_db_time(self, unix: float) -> datetime:
+        return datetime.fromtimestamp(unix, timezone.utc)
+
+    def _from_db_time(self, value: datetime) -> datetime:
+        return value
 
     def append_many(self, events: Sequence[NewEvent]) -> list[bool]:
         import psycopg2.extras

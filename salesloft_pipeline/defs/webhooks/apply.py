@@ -72,7 +72,7 @@ def plan(events: Iterable[StoredEvent]) -> Plan:
             continue
         try:
             record = json.loads(event.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep, would fail every run
             result.invalid.append((event.seq, "body is not JSON"))
             continue
         reason = _invalid_reason(action.stream, record)

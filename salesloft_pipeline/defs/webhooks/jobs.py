@@ -75,6 +75,7 @@ def apply_webhook_events(
         f"events {config.after_seq + 1}..{config.through_seq}: {batch.events} read, applied {counts},"
         f" {len(batch.invalid)} invalid, {sum(batch.not_applied.values())} of types not applied"
     )
+    events.open().mark_applied(config.after_seq, config.through_seq)  # the durable marker the metrics read
     return dg.Output(
         None,
         metadata={
