@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 3.0  # per source and scrape; Prometheus' default scrape timeout is 10 s
 DUCKDB_LOCK_WAIT_SECONDS = 1.0  # how long a scrape waits for a DuckDB writer to let go
 DUCKDB_LOCK_MESSAGE = "Could not set lock on file"
-# Columns another part of the pipeline adds to raw._loads: exported only when present.
+# The API spend extraction records with each day in raw._loads; exported when present
+# (a warehouse made by an older version lacks them until its next setup).
 API_COLUMNS = {"api_requests": "requests", "api_cost": "cost", "api_429s": "429s"}
 BUDGET_COLUMN = "api_budget_left"
 

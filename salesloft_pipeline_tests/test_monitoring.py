@@ -102,9 +102,9 @@ def populate_warehouse(wh: Warehouse, api_columns: bool = True) -> None:
     wh.setup([])
     p = wh.PARAM
     with wh.connection() as conn:
-        if api_columns:  # as the extraction will add them (see the module doc of monitoring)
+        if not api_columns:  # raw._loads as a warehouse made before the API columns has it
             for column in API_COLUMNS:
-                conn.execute(f"ALTER TABLE raw._loads ADD COLUMN IF NOT EXISTS {column} BIGINT")
+                conn.execute(f"ALTER TABLE raw._loads DROP COLUMN IF EXISTS {column}")
         for stream, day, rows, rejected, ago, *api in LOADS:
             loaded_at = datetime.fromtimestamp(NOW - ago, timezone.utc)
             if api_columns:
@@ -114,7 +114,10 @@ def populate_warehouse(wh: Warehouse, api_columns: bool = True) -> None:
                     [stream, day, rows, rejected, loaded_at, *api],
                 )
             else:
-                conn.execute(f"INSERT INTO raw._loads VALUES ({p}, {p}, {p}, {p}, {p})", [stream, day, rows, rejected, loaded_at])
+                conn.execute(
+                    f"INSERT INTO raw._loads (stream, _partition, rows, rejected, loaded_at) VALUES ({p}, {p}, {p}, {p}, {p})",
+                    [stream, day, rows, rejected, loaded_at],
+                )
 
 
 # -- what a scrape shows ---------------------------------------------------------------
