@@ -134,8 +134,18 @@ class Warehouse(ABC):
                 f" UNION ALL (SELECT id, record FROM _new EXCEPT {in_day})) AS changed",
                 [partition, partition],
             )
-            conn.execute(f"DELETE FROM {table.qualified} WHERE _partition = {p}", [partition])
-            conn.execute(f"INSERT INTO {table.qualified} SELECT * FROM _new")
+            # A version the day holds already stays as it is (and keeps the time it was
+            # first extracted): only what changed is written, so staging need not look at it.
+            conn.execute(
+                f"DELETE FROM {table.qualified} WHERE _partition = {p} AND NOT EXISTS"
+                f" (SELECT 1 FROM _new WHERE _new.id = {table.qualified}.id AND _new.record = {table.qualified}.record)",
+                [partition],
+            )
+            conn.execute(
+                f"INSERT INTO {table.qualified} SELECT * FROM _new WHERE NOT EXISTS (SELECT 1 FROM {table.qualified} AS old"
+                f" WHERE old._partition = {p} AND old.id = _new.id AND old.record = _new.record)",
+                [partition],
+            )
             self._replace_rejected(conn, table.name, partition, rejected, extracted_at)
             self._record_load(conn, table.name, partition, len(rows), len(rejected), extracted_at, api_usage or {})
         return PartitionLoad(len(rows), changed)
@@ -192,8 +202,12 @@ class Warehouse(ABC):
                 [table.name, table.name],
             )
             self._queue_ids(conn, table.name, [i for i, _ in vanished] + revived)
-            conn.execute(f"DELETE FROM {table.qualified} WHERE {replaced}", [table.name])
-            conn.execute(f"INSERT INTO {table.qualified} SELECT * FROM _new")
+            unchanged = f"EXISTS (SELECT 1 FROM _new WHERE _new.id = {table.qualified}.id AND _new.record = {table.qualified}.record)"
+            conn.execute(f"DELETE FROM {table.qualified} WHERE ({replaced}) AND NOT {unchanged}", [table.name])
+            conn.execute(
+                f"INSERT INTO {table.qualified} SELECT * FROM _new WHERE NOT EXISTS (SELECT 1 FROM {table.qualified} AS old"
+                " WHERE old._partition IS NULL AND old.id = _new.id AND old.record = _new.record)"
+            )
             self._replace_rejected(conn, table.name, None, rejected, extracted_at)
         return len(rows), len(vanished)
 
