@@ -155,5 +155,7 @@ def update_changed_days(wh: Warehouse, first: date, last: date) -> DaysUpdate:
         if update.days:
             conn.execute(models.ranges_script(wh, models.day_ranges(update.days)))
         if not facts_built:
+            if not update.days:  # nothing happened yet: the tables exist anyway, empty
+                conn.execute(models.ranges_script(wh, [(last, last)]))
             conn.execute(models.record_fingerprint_sql(wh))
     return update
