@@ -42,7 +42,10 @@ defs = dg.Definitions(
         engagement_late_updates_sensor,
         salesloft_webhooks_sensor,
         dg.AutomationConditionSensorDefinition(
-            "salesloft_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING
+            "salesloft_automation",
+            target=dg.AssetSelection.all(),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=int(os.environ.get("SALESLOFT_AUTOMATION_SECONDS") or 30),
         ),
     ],
     # A run's steps one after the other in the run's process: the steps that

@@ -15,6 +15,7 @@ warehouse for the next run); a failed run is asked for again after a pause.
 """
 
 import json
+import os
 import time
 
 import dagster as dg
@@ -34,6 +35,7 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.CANCELING,
 ]
 RETRY_AFTER_SECONDS = 300
+INTERVAL_SECONDS = int(os.environ.get("SALESLOFT_ENGAGEMENT_SENSOR_SECONDS") or 60)
 
 
 def staging_versions(instance: dg.DagsterInstance) -> dict[str, str]:
@@ -71,7 +73,7 @@ def evaluate(instance: dg.DagsterInstance, cursor: str | None, now: float | None
 
 @dg.sensor(
     job=engagement_update_job,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Runs engagement_update, which rebuilds the engagement days whose activity changed after they"
     " were built (late replies, opens, bounces; deletes), each time the staging models they read change.",
