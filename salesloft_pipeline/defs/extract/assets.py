@@ -41,7 +41,7 @@ def column_schema(table: RawTable) -> dg.TableSchema:
             *(dg.TableColumn(c.name, types[c.type], description=f"from {'.'.join(c.path)}") for c in table.columns),
             dg.TableColumn("record", "json", description="the whole record, unknown fields included"),
             dg.TableColumn("_partition", "date", description="UTC day of updated_at at extraction"),
-            dg.TableColumn("_extracted_at", "timestamp (UTC)"),
+            dg.TableColumn("_extracted_at", "timestamp (UTC)", description="when this version was first extracted"),
             dg.TableColumn("_source", "text", description="poll or webhook"),
         ]
     )
