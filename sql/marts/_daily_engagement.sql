@@ -3,11 +3,11 @@
 -- daily_engagement_by_cadence (models.py fills {by} with the grouping key:
 -- nothing, `, user_id` or `, cadence_id`). Each model's own file says what
 -- its rows are. Built from engagement.activity_facts for days
--- {first_day}..{last_day}.
+-- the days being built.
 WITH facts AS (
     SELECT *
     FROM engagement.activity_facts
-    WHERE activity_day BETWEEN {first_day} AND {last_day}
+    WHERE {on_days(activity_day)}
 ),
 totals AS (
     SELECT

@@ -13,9 +13,10 @@
 --   first_touch       a cadence membership's first touch (by the time of the
 --                     first email sent or call made to the person in that
 --                     cadence at or after added_at), with the wait in seconds.
--- The marts aggregate this table. Rows for days {first_day}..{last_day} only
--- ({start} and {end} are the UTC instants that bound those days; the CTEs read
--- more than once are inlined on Postgres, so that they are filtered to those days).
+-- The marts aggregate this table. Rows for the days being built only
+-- ({during_days(column)}: the column's instant falls in one of those UTC days;
+-- the CTEs read more than once are inlined on Postgres, so that they are
+-- filtered to those days).
 WITH
 sent_emails AS {inline} (
     SELECT id, sent_at, user_id, recipient_id, cadence_id, step_id,
@@ -36,12 +37,12 @@ touches_in_range AS (
     SELECT recipient_id AS person_id, cadence_id, sent_at AS touched_at
     FROM sent_emails
     WHERE recipient_id IS NOT NULL AND cadence_id IS NOT NULL
-      AND sent_at >= {start} AND sent_at < {end}
+      AND {during_days(sent_at)}
     UNION ALL
     SELECT called_person_id, cadence_id, created_at
     FROM calls
     WHERE called_person_id IS NOT NULL AND cadence_id IS NOT NULL
-      AND created_at >= {start} AND created_at < {end}
+      AND {during_days(created_at)}
 ),
 -- A membership's first touch in these days (at or after added_at) ...
 first_in_range AS (
@@ -53,19 +54,19 @@ first_in_range AS (
      AND touch.touched_at >= membership.added_at
     GROUP BY membership.id, membership.user_id, membership.cadence_id, membership.person_id, membership.added_at
 ),
--- ... is its first touch ever if no touch came between added_at and these days.
+-- ... is its first touch ever if no touch came between added_at and it.
 first_touches AS (
     SELECT candidate.*
     FROM first_in_range AS candidate
     WHERE NOT EXISTS (
         SELECT 1 FROM sent_emails AS earlier
         WHERE earlier.recipient_id = candidate.person_id AND earlier.cadence_id = candidate.cadence_id
-          AND earlier.sent_at >= candidate.added_at AND earlier.sent_at < {start}
+          AND earlier.sent_at >= candidate.added_at AND earlier.sent_at < candidate.first_touch_at
     )
       AND NOT EXISTS (
         SELECT 1 FROM calls AS earlier
         WHERE earlier.called_person_id = candidate.person_id AND earlier.cadence_id = candidate.cadence_id
-          AND earlier.created_at >= candidate.added_at AND earlier.created_at < {start}
+          AND earlier.created_at >= candidate.added_at AND earlier.created_at < candidate.first_touch_at
     )
 )
 SELECT
@@ -89,7 +90,7 @@ SELECT
     CAST(NULL AS BOOLEAN) AS no_show,
     CAST(NULL AS DOUBLE PRECISION) AS seconds_to_first_touch
 FROM sent_emails
-WHERE sent_at >= {start} AND sent_at < {end}
+WHERE {during_days(sent_at)}
 
 UNION ALL
 SELECT
@@ -99,7 +100,7 @@ SELECT
     connected, duration, disposition, sentiment,
     NULL, NULL, NULL
 FROM calls
-WHERE created_at >= {start} AND created_at < {end}
+WHERE {during_days(created_at)}
 
 UNION ALL
 SELECT
@@ -112,7 +113,7 @@ SELECT
     NULL
 FROM staging.meetings AS meeting
 LEFT JOIN staging.users AS booker ON booker.guid = meeting.booked_by_user_id
-WHERE meeting.created_at >= {start} AND meeting.created_at < {end}
+WHERE {during_days(meeting.created_at)}
 
 UNION ALL
 SELECT
@@ -122,7 +123,7 @@ SELECT
     NULL, NULL, NULL, NULL,
     NULL, NULL, NULL
 FROM staging.successes
-WHERE succeeded_at >= {start} AND succeeded_at < {end}
+WHERE {during_days(succeeded_at)}
 
 UNION ALL
 SELECT
@@ -132,7 +133,7 @@ SELECT
     NULL, NULL, NULL, NULL,
     NULL, NULL, NULL
 FROM staging.cadence_memberships
-WHERE added_at >= {start} AND added_at < {end}
+WHERE {during_days(added_at)}
 
 UNION ALL
 SELECT

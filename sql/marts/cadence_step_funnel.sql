@@ -5,7 +5,7 @@
 -- the funnel narrow). Replies are attributed to the step of the email replied
 -- to, on the day that email was sent; meetings to the step recorded on the
 -- meeting, on the day it was booked (cancelled meetings excluded).
--- Built from engagement.activity_facts for days {first_day}..{last_day}.
+-- Built from engagement.activity_facts for the days being built.
 WITH totals AS (
     SELECT
         activity_day,
@@ -19,7 +19,7 @@ WITH totals AS (
         COUNT(*) FILTER (WHERE activity = 'call' AND connected) AS calls_connected,
         COUNT(*) FILTER (WHERE activity = 'meeting' AND NOT canceled) AS meetings_booked
     FROM engagement.activity_facts
-    WHERE activity_day BETWEEN {first_day} AND {last_day}
+    WHERE {on_days(activity_day)}
       AND step_id IS NOT NULL
       AND activity IN ('email', 'call', 'meeting')
     GROUP BY activity_day, cadence_id, step_id

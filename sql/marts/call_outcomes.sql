@@ -5,7 +5,7 @@
 -- SalesLoft's labels as the rep logged them (NULL: none logged); cadence_id
 -- NULL: a call outside any cadence. Talk time is the duration of connected
 -- calls; call_duration_seconds that of every call (voicemails included).
--- Built from engagement.activity_facts for days {first_day}..{last_day}.
+-- Built from engagement.activity_facts for the days being built.
 SELECT
     activity_day,
     user_id,
@@ -17,6 +17,6 @@ SELECT
     COALESCE(SUM(duration_seconds) FILTER (WHERE connected), 0) AS talk_time_seconds,
     COALESCE(SUM(duration_seconds), 0) AS call_duration_seconds
 FROM engagement.activity_facts
-WHERE activity_day BETWEEN {first_day} AND {last_day}
+WHERE {on_days(activity_day)}
   AND activity = 'call'
 GROUP BY activity_day, user_id, cadence_id, disposition, sentiment

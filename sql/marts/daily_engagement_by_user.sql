@@ -10,5 +10,5 @@
 -- bounce changes the sent day's row when that day is rebuilt.
 -- Rates are over delivered emails (sent minus bounced) and over calls; NULL
 -- when there is nothing to divide by. Built from engagement.activity_facts for
--- days {first_day}..{last_day}.
+-- the days being built.
 -- The SELECT is sql/marts/_daily_engagement.sql, grouped by user_id.

@@ -141,10 +141,7 @@ def update_changed_days(wh: Warehouse, first: date, last: date) -> DaysUpdate:
             # The models or their settings changed: every day, from scratch.
             update.exhaustive = update.rebuilt_models = True
             update.days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-            conn.execute(
-                "".join(models.build_script(name, first, last, rebuild=True, wh=wh) for name in models.MODELS)
-                + models.record_fingerprint_sql(wh)
-            )
+            conn.execute(models.days_script(wh, [(first, last)], rebuild=True) + models.record_fingerprint_sql(wh))
             return update
         update.exhaustive = bool(everything) or not facts_built
         if update.exhaustive:
@@ -153,9 +150,9 @@ def update_changed_days(wh: Warehouse, first: date, last: date) -> DaysUpdate:
             days = [day for (day,) in conn.execute(affected_days_sql()).fetchall()]
         update.days = [day for day in days if first <= day <= last]
         if update.days:
-            conn.execute(models.ranges_script(wh, models.day_ranges(update.days)))
+            conn.execute(models.days_script(wh, models.day_ranges(update.days)))
         if not facts_built:
             if not update.days:  # nothing happened yet: the tables exist anyway, empty
-                conn.execute(models.ranges_script(wh, [(last, last)]))
+                conn.execute(models.days_script(wh, [(last, last)]))
             conn.execute(models.record_fingerprint_sql(wh))
     return update

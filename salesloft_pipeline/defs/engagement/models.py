@@ -1,11 +1,12 @@
-"""The engagement models: plain SQL in `sql/marts/`, run for a range of activity days.
+"""The engagement models: plain SQL in `sql/marts/`, run for a set of activity days.
 
-Each model file is one SELECT whose rows carry `activity_day`, with four
-placeholders for the days it covers: `{first_day}` and `{last_day}` (DATE
-literals) and `{start}` and `{end}` (the TIMESTAMPTZ instants that bound those
-UTC days). Building days D1..D2 of a model replaces exactly those days of
-`engagement.<model>` in one transaction (DELETE the days, INSERT the SELECT),
-so a rerun never double-counts and a full recompute is simply every day.
+Each model file is one SELECT whose rows carry `activity_day`, restricted to
+the days it is built for by two placeholders: `{during_days(column)}` (a
+timestamp column falls in one of those UTC days) and `{on_days(column)}` (a
+date column is one of them). Building some days of a model replaces exactly
+those days of `engagement.<model>` in one transaction (DELETE the days,
+INSERT the SELECT), so a rerun never double-counts, a full recompute is
+simply every day, and days scattered over years are built in one pass.
 
 `engagement.activity_facts` (one row per activity) is built from staging;
 every mart aggregates it. Facts and marts are always built together, in one
@@ -17,6 +18,7 @@ count and sum of row hashes), used when anything may have changed.
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -103,35 +105,47 @@ def sql_list(values: Iterable[str]) -> str:
     return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
 
 
-def render(sql: str, first: date, last: date, wh: Warehouse | None = None) -> str:
-    """The model's SELECT for activity days first..last (inclusive), for `wh`'s engine.
+Days = Sequence[tuple[date, date]]  # (first, last) ranges of activity days, inclusive
+DURING_DAYS = re.compile(r"\{during_days\(([^)]+)\)\}")
+ON_DAYS = re.compile(r"\{on_days\(([^)]+)\)\}")
 
+
+def _instant(day: date) -> str:
+    return f"TIMESTAMPTZ '{day.isoformat()} 00:00:00+00:00'"
+
+
+def render(sql: str, days: Days, wh: Warehouse | None = None) -> str:
+    """The model's SELECT for the given ranges of activity days, for `wh`'s engine.
+
+    `{during_days(column)}` is true when a timestamp column falls in one of the
+    days (UTC), `{on_days(column)}` when a date column is one of them: one
+    range test a range, so that many scattered days are built in one pass.
     `{inline}` marks CTEs read more than once: Postgres would otherwise compute
     them whole (every email, every call) before filtering to the days built;
     DuckDB is faster with its default (computing them once)."""
-    end = last + timedelta(days=1)
-    return (
-        sql.replace("{inline}", "NOT MATERIALIZED" if isinstance(wh, PostgresWarehouse) else "")
-        .replace("{connected_dispositions}", sql_list(connected_dispositions()))
-        .replace("{first_day}", f"DATE '{first.isoformat()}'")
-        .replace("{last_day}", f"DATE '{last.isoformat()}'")
-        .replace("{start}", f"TIMESTAMPTZ '{first.isoformat()} 00:00:00+00:00'")
-        .replace("{end}", f"TIMESTAMPTZ '{end.isoformat()} 00:00:00+00:00'")
+    during = " OR ".join(
+        f"(\\1 >= {_instant(first)} AND \\1 < {_instant(last + timedelta(days=1))})" for first, last in days
+    )
+    on = " OR ".join(f"(\\1 BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}')" for first, last in days)
+    sql = DURING_DAYS.sub(f"({during})", sql)
+    sql = ON_DAYS.sub(f"({on})", sql)
+    return sql.replace("{inline}", "NOT MATERIALIZED" if isinstance(wh, PostgresWarehouse) else "").replace(
+        "{connected_dispositions}", sql_list(connected_dispositions())
     )
 
 
-def build_script(name: str, first: date, last: date, rebuild: bool = False, wh: Warehouse | None = None) -> str:
-    """SQL that replaces days first..last of engagement.<name> (one transaction when run as one script).
+def build_script(name: str, days: Days, rebuild: bool = False, wh: Warehouse | None = None) -> str:
+    """SQL that replaces those days of engagement.<name> (one transaction when run as one script).
 
     On Postgres the table gets an index on activity_day, so that a day's rows
     are found (and deleted) without reading every day's."""
-    select = render(model_sql(name), first, last, wh)
+    select = render(model_sql(name), days, wh)
     table = f"engagement.{name}"
     drop = f"DROP TABLE IF EXISTS {table};\n" if rebuild else ""
     return (
         f"{drop}"
         f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM (\n{select}\n) AS model WHERE 1 = 0;\n"
-        f"DELETE FROM {table} WHERE activity_day BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}';\n"
+        f"DELETE FROM {table} WHERE {render('{on_days(activity_day)}', days)};\n"
         f"INSERT INTO {table} SELECT * FROM (\n{select}\n) AS model;\n"
         + (wh.indexes_sql(table, INDEXES.get(name, [("activity_day",)])) if wh is not None else "")
     )
@@ -153,7 +167,7 @@ def build(wh: Warehouse, names: Iterable[str], first: date, last: date, rebuild:
 
     Builds queue one behind the other: two at once (a backfill and the late
     updates sensor's run) would each miss the other's rows of a shared day."""
-    script = "".join(build_script(name, first, last, rebuild, wh) for name in names)
+    script = "".join(build_script(name, [(first, last)], rebuild, wh) for name in names)
     if rebuild or not table_exists(wh, FACTS):  # every day built from the current models
         script += record_fingerprint_sql(wh)
     wh.execute_script(script, serialise=SERIALISE)
@@ -162,9 +176,9 @@ def build(wh: Warehouse, names: Iterable[str], first: date, last: date, rebuild:
 SERIALISE = "engagement"  # every transaction that writes the engagement tables
 
 
-def ranges_script(wh: Warehouse, ranges: Sequence[tuple[date, date]]) -> str:
-    """SQL that rebuilds every model for each (first, last) range of days."""
-    return "".join(build_script(name, first, last, wh=wh) for first, last in ranges for name in MODELS)
+def days_script(wh: Warehouse, days: Days, rebuild: bool = False) -> str:
+    """SQL that rebuilds every model for those days, each model in one pass over them."""
+    return "".join(build_script(name, days, rebuild, wh) for name in MODELS)
 
 
 def fingerprint() -> str:
@@ -223,7 +237,7 @@ def stale_days(wh: Warehouse, first: date, last: date, conn: Any = None) -> list
     def query(sql: str) -> list[tuple[Any, ...]]:  # in the caller's transaction if it gave one
         return conn.execute(sql).fetchall() if conn is not None else wh.query(sql)
 
-    current = render(model_sql(FACTS), first, last, wh)
+    current = render(model_sql(FACTS), [(first, last)], wh)
     row_hash = _row_hash(wh)
     digest = f"SELECT activity_day, count(*) AS n, sum({row_hash}) AS h FROM {{rows}} AS f GROUP BY activity_day"
     current_digest = digest.replace("{rows}", f"(\n{current}\n)")
