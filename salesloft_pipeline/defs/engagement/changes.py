@@ -12,9 +12,12 @@ whose facts may differ from the ones built:
   its status, so a superset of the day its fact lands on;
 - meetings booked by a changed user (the booker is matched by guid);
 - first touches: a changed email, call or membership can move the first touch
-  of its (person, cadence) pair, so the days of the pair's first touches built,
-  and of every email and call of the pair now (the new first touch is one of
-  them).
+  of its (person, cadence) pair. The day of a first touch built for the pair
+  is rebuilt with the rest if it may no longer be first (its membership
+  changed, it was one of the changed records, or a changed one now comes
+  before it); then, with every changed email and call in the facts, the day
+  of each of the pair's memberships' first touch now (the earliest email or
+  call fact at or after `added_at`), if it was not rebuilt already.
 
 A day that did not change can be in the set (it is rebuilt for nothing); a day
 that changed never escapes it, so rebuilding these days gives what rebuilding
@@ -72,24 +75,46 @@ def _changed(stream: str) -> str:
     return f"(SELECT source_id FROM _changed WHERE stream = '{stream}')"
 
 
-def affected_days_sql() -> str:
-    """The activity days the ids in `_changed` (stream, source_id) may have changed."""
-    facts = f"engagement.{models.FACTS}"
-    stream_of = "CASE f.activity " + " ".join(f"WHEN '{a}' THEN '{s}'" for a, s in ACTIVITY_STREAM.items()) + " END"
-    pairs = [
-        f"SELECT f.person_id, f.cadence_id FROM {facts} AS f JOIN _changed AS c"
-        f" ON c.source_id = f.source_id AND c.stream = {stream_of}"
+FACTS = f"engagement.{models.FACTS}"
+STREAM_OF = "CASE f.activity " + " ".join(f"WHEN '{a}' THEN '{s}'" for a, s in ACTIVITY_STREAM.items()) + " END"
+
+
+def pairs_sql() -> str:
+    """The (person, cadence) pairs of the changed emails, calls and memberships, as built and as they are now."""
+    parts = [
+        f"SELECT f.person_id, f.cadence_id FROM {FACTS} AS f JOIN _changed AS c"
+        f" ON c.source_id = f.source_id AND c.stream = {STREAM_OF}"
         " WHERE f.activity IN ('email', 'call', 'membership_added', 'first_touch')",
         *(
             f"SELECT {person}, cadence_id FROM staging.{stream} WHERE id IN {_changed(stream)}"
             for stream, person in PAIR_COLUMNS.items()
         ),
     ]
+    return f"SELECT DISTINCT person_id, cadence_id FROM ({' UNION '.join(parts)}) AS p (person_id, cadence_id)" \
+        " WHERE person_id IS NOT NULL AND cadence_id IS NOT NULL"
+
+
+def direct_days_sql() -> str:
+    """The activity days the ids in `_changed` (stream, source_id) were on and are on now,
+    and the days of the first touches built for the pairs in `_pairs` that may no longer be first."""
     was = [
-        f"SELECT f.activity_day FROM {facts} AS f JOIN _changed AS c ON c.source_id = f.source_id AND c.stream = {stream_of}",
-        f"SELECT activity_day FROM {facts} WHERE activity = 'meeting' AND user_id IN {_changed('users')}",
-        f"SELECT f.activity_day FROM {facts} AS f JOIN pairs AS p"
-        " ON f.person_id = p.person_id AND f.cadence_id = p.cadence_id WHERE f.activity = 'first_touch'",
+        f"SELECT f.activity_day FROM {FACTS} AS f JOIN _changed AS c ON c.source_id = f.source_id AND c.stream = {STREAM_OF}",
+        f"SELECT activity_day FROM {FACTS} WHERE activity = 'meeting' AND user_id IN {_changed('users')}",
+        # A first touch built for a pair goes if its membership changed, if it was one of
+        # the changed emails or calls, or if a changed one now comes before it.
+        f"SELECT f.activity_day FROM {FACTS} AS f JOIN _pairs AS p"
+        " ON f.person_id = p.person_id AND f.cadence_id = p.cadence_id WHERE f.activity = 'first_touch' AND ("
+        f"f.source_id IN {_changed('cadence_memberships')}"
+        f" OR EXISTS (SELECT 1 FROM {FACTS} AS g JOIN _changed AS c ON c.source_id = g.source_id"
+        " AND c.stream = CASE g.activity WHEN 'email' THEN 'emails' ELSE 'calls' END"
+        " WHERE g.activity IN ('email', 'call') AND g.person_id = f.person_id AND g.cadence_id = f.cadence_id"
+        " AND g.occurred_at = f.occurred_at)"
+        f" OR EXISTS (SELECT 1 FROM staging.emails AS e JOIN staging.cadence_memberships AS m ON m.id = f.source_id"
+        f" WHERE e.id IN {_changed('emails')} AND e.recipient_id = f.person_id AND e.cadence_id = f.cadence_id"
+        " AND e.sent_at >= m.added_at AND e.sent_at < f.occurred_at)"
+        f" OR EXISTS (SELECT 1 FROM staging.calls AS k JOIN staging.cadence_memberships AS m ON m.id = f.source_id"
+        f" WHERE k.id IN {_changed('calls')} AND k.called_person_id = f.person_id AND k.cadence_id = f.cadence_id"
+        " AND k.created_at >= m.added_at AND k.created_at < f.occurred_at))",
     ]
     now = [
         *(
@@ -98,15 +123,27 @@ def affected_days_sql() -> str:
         ),
         f"SELECT {day_of('created_at')} FROM staging.meetings"
         f" WHERE booked_by_user_id IN (SELECT guid FROM staging.users WHERE id IN {_changed('users')})",
-        f"SELECT {day_of('t.sent_at')} FROM staging.emails AS t JOIN pairs AS p"
-        " ON t.recipient_id = p.person_id AND t.cadence_id = p.cadence_id",
-        f"SELECT {day_of('t.created_at')} FROM staging.calls AS t JOIN pairs AS p"
-        " ON t.called_person_id = p.person_id AND t.cadence_id = p.cadence_id",
     ]
     union = "\n    UNION ALL ".join(was + now)
+    return f"SELECT DISTINCT day FROM (\n    {union}\n) AS touched (day) WHERE day IS NOT NULL ORDER BY 1"
+
+
+def first_touch_days_sql() -> str:
+    """The days of the first touches of the memberships of `_pairs` that the facts do not
+    hold yet, found in the facts once every changed email and call is in them: the
+    earliest email or call fact of the membership's person and cadence at or after it
+    was added."""
     return (
-        f"WITH pairs AS (\n    {' UNION '.join(pairs)}\n)\n"
-        f"SELECT DISTINCT day FROM (\n    {union}\n) AS touched (day) WHERE day IS NOT NULL ORDER BY 1"
+        f"SELECT DISTINCT {day_of('now_.first_touch_at')} FROM (\n"
+        "    SELECT m.id, MIN(f.occurred_at) AS first_touch_at\n"
+        "    FROM staging.cadence_memberships AS m\n"
+        "    JOIN _pairs AS p ON p.person_id = m.person_id AND p.cadence_id = m.cadence_id\n"
+        f"    JOIN {FACTS} AS f ON f.person_id = m.person_id AND f.cadence_id = m.cadence_id\n"
+        "     AND f.activity IN ('email', 'call') AND f.occurred_at >= m.added_at\n"
+        "    GROUP BY m.id\n"
+        ") AS now_\n"
+        f"LEFT JOIN {FACTS} AS built ON built.activity = 'first_touch' AND built.source_id = now_.id\n"
+        "WHERE built.occurred_at IS NULL OR built.occurred_at <> now_.first_touch_at ORDER BY 1"
     )
 
 
@@ -144,13 +181,21 @@ def update_changed_days(wh: Warehouse, first: date, last: date) -> DaysUpdate:
             conn.execute(models.days_script(wh, [(first, last)], rebuild=True) + models.record_fingerprint_sql(wh))
             return update
         update.exhaustive = bool(everything) or not facts_built
+
+        def rebuild(days: list[date]) -> None:
+            days = sorted(d for d in set(days) - set(update.days) if first <= d <= last)
+            if days:
+                conn.execute(models.days_script(wh, models.day_ranges(days)))
+                update.days = sorted({*update.days, *days})
+
         if update.exhaustive:
-            days = models.stale_days(wh, first, last, conn)
+            rebuild(models.stale_days(wh, first, last, conn))
         else:
-            days = [day for (day,) in conn.execute(affected_days_sql()).fetchall()]
-        update.days = [day for day in days if first <= day <= last]
-        if update.days:
-            conn.execute(models.days_script(wh, models.day_ranges(update.days)))
+            wh.temp_table(conn, "_pairs", f"AS {pairs_sql()}")  # before the facts change
+            rebuild([day for (day,) in conn.execute(direct_days_sql()).fetchall()])
+            # With every changed email and call in the facts now, a pair's first touch is found
+            # there; if it moved to a day not rebuilt yet, that day is rebuilt too.
+            rebuild([day for (day,) in conn.execute(first_touch_days_sql()).fetchall()])
         if not facts_built:
             if not update.days:  # nothing happened yet: the tables exist anyway, empty
                 conn.execute(models.days_script(wh, [(last, last)]))
