@@ -221,6 +221,8 @@ class Warehouse(ABC):
         not added again. Returns the versions added."""
         rows = to_rows(table, records, None, datetime.now(timezone.utc), source)
         with self.connection() as conn:
+            # Two apply runs at once would each miss the other's uncommitted copy of a version.
+            self._serialise(conn, f"{table.qualified}/webhook")
             self._load_temp(conn, table, rows)
             fresh = (
                 f"NOT EXISTS (SELECT 1 FROM {table.qualified} AS old"
