@@ -5,6 +5,12 @@ simulator's code: every test talks to a real simulator over loopback HTTP.
 
 A test module may set `SIM_OPTIONS = {...}` (SimulatorConfig keyword
 arguments) to change the module-scoped simulator it gets.
+
+A schedule or sensor context built with `resources=` is always used as a
+`with` block: its resources open a Dagster instance that otherwise closes
+only when the garbage collector gets to it, and closing then puts back a
+long-closed instance as the current one, so later tests' `dg.materialize`
+fails with "Attempted to resolve undefined DagsterInstance weakref".
 """
 
 from __future__ import annotations

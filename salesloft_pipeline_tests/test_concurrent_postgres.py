@@ -96,12 +96,15 @@ RUN_SCRIPT = textwrap.dedent(
         tags = {RANGE_START_TAG: spec["first"], RANGE_END_TAG: spec["last"]}
         loaded = dg.materialize(extract, resources={"salesloft": salesloft, "warehouse": warehouse}, tags=tags)
     else:  # one tick of the incremental schedule, and the run it asks for
-        context = dg.build_schedule_context(scheduled_execution_time=datetime.now(timezone.utc))
-        request = salesloft_incremental_schedule(context)
+        instance = dg.DagsterInstance.from_config(spec["dagster_home"])
+        with dg.build_schedule_context(
+            instance=instance, resources={"warehouse": warehouse}, scheduled_execution_time=datetime.now(timezone.utc)
+        ) as context:
+            request = salesloft_incremental_schedule(context)
         job = dg.Definitions(
             assets=EXTRACT_ASSETS, jobs=[incremental_job], resources={"salesloft": salesloft, "warehouse": warehouse}
         ).resolve_job_def(incremental_job.name)
-        loaded = job.execute_in_process(tags=request.tags)
+        loaded = job.execute_in_process(tags=request.tags, asset_selection=request.asset_selection)
     sys.exit(0 if loaded.success and dg.materialize(staging, resources={"warehouse": warehouse}).success else 1)
     """
 )
@@ -153,8 +156,8 @@ def test_backfill_schedule_and_webhook_applies_at_once(sim: Simulator, urls: tup
     def sensor_tick() -> None:
         """One tick of the webhook sensor; each run it asks for starts at once, as the daemon would launch it."""
         nonlocal cursor
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"events": events})
-        result = salesloft_webhooks_sensor(context)
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"events": events}) as context:
+            result = salesloft_webhooks_sensor(context)
         if isinstance(result, dg.SkipReason):
             return
         cursor = result.cursor

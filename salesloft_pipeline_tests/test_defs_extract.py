@@ -304,12 +304,12 @@ def test_incremental_schedule_reads_yesterday_and_today_in_one_run(tmp_path: Pat
     from salesloft_pipeline.defs.extract.schedules import salesloft_incremental_schedule
 
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
+        with dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=datetime(2026, 3, 10, 8, 15, tzinfo=timezone.utc),
             resources={"warehouse": WarehouseResource(url=str(tmp_path / "empty.duckdb"))},
-        )
-        request = salesloft_incremental_schedule(context)
+        ) as context:
+            request = salesloft_incremental_schedule(context)
     assert request.tags[RANGE_START_TAG] == "2026-03-09"
     assert request.tags[RANGE_END_TAG] == "2026-03-10"
 

@@ -36,10 +36,11 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 def tick(url: str, instance: dg.DagsterInstance, when: datetime = NOW):  # type: ignore[no-untyped-def]
-    context = dg.build_schedule_context(
+    # A context with resources holds them open until it is closed (see conftest.py).
+    with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=when, resources={"warehouse": WarehouseResource(url=url)}
-    )
-    return schedules.salesloft_incremental_schedule(context)
+    ) as context:
+        return schedules.salesloft_incremental_schedule(context)
 
 
 def load(url: str, stream, day: date, read_at: datetime) -> None:  # type: ignore[no-untyped-def]

@@ -109,10 +109,10 @@ def run_sensor(instance: dg.DagsterInstance, cursor: str | None, wh_path: str, e
                ) -> tuple[str | None, list[dg.DagsterRun]]:
     """One sensor tick, then every run it asked for, executed in process as the daemon would.
     `logs` receives the tick's log lines (the sensor's logger does not propagate to the root)."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"events": EventStoreResource(url=str(events_path))})
-    if logs is not None:
-        context.log.addHandler(logs)
-    result = salesloft_webhooks_sensor(context)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"events": EventStoreResource(url=str(events_path))}) as context:
+        if logs is not None:
+            context.log.addHandler(logs)
+        result = salesloft_webhooks_sensor(context)
     if isinstance(result, dg.SkipReason):
         return cursor, []
     runs = []
@@ -281,10 +281,11 @@ def test_a_tick_that_errors_moves_nothing(tmp_path: Path) -> None:
     _append(store, [("note_created", {"id": 5, "updated_at": "2026-01-01T10:00:00Z"})])
     instance = dg.DagsterInstance.ephemeral()
     broken = tmp_path / "missing-dir" / "events.sqlite"
-    context = dg.build_sensor_context(instance=instance, cursor=None, resources={"events": EventStoreResource(url=str(broken))})
-    assert isinstance(salesloft_webhooks_sensor(context), dg.SkipReason)  # no store there: skip, cursor untouched
-    bad_cursor_context = dg.build_sensor_context(instance=instance, cursor="not json", resources={"events": EventStoreResource(url=str(events_path))})
-    with pytest.raises(Exception):
+    with dg.build_sensor_context(instance=instance, cursor=None, resources={"events": EventStoreResource(url=str(broken))}) as context:
+        assert isinstance(salesloft_webhooks_sensor(context), dg.SkipReason)  # no store there: skip, cursor untouched
+    with dg.build_sensor_context(
+        instance=instance, cursor="not json", resources={"events": EventStoreResource(url=str(events_path))}
+    ) as bad_cursor_context, pytest.raises(Exception):
         salesloft_webhooks_sensor(bad_cursor_context)
     assert bad_cursor_context.cursor == "not json"
     cursor, runs = run_sensor(instance, None, str(tmp_path / "wh.duckdb"), events_path)
