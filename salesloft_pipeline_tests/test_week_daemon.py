@@ -239,6 +239,7 @@ def truth(sim: str, stream: str) -> dict[Any, datetime | None]:
     return {r["id"]: datetime.fromisoformat(r["updated_at"]).astimezone(timezone.utc) if r["updated_at"] else None for r in records}
 
 
+@pytest.mark.timeout(1800)  # a simulated week: about 6 minutes on 2 cores, past the suite's 300 s limit
 def test_a_simulated_week_with_the_daemon_down_in_the_middle(week: dict[str, Any]) -> None:
     w, clock, env = week, week["clock"], week["env"]
     start = clock.now
