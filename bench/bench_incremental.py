@@ -51,14 +51,14 @@ USERS = 50
 CADENCES = 300
 
 
-def generation_sql(wh: Warehouse, rows: int, days: int) -> str:
-    """INSERTs filling the raw tables of the engagement inputs, in the engine."""
+def generation_sql(wh: Warehouse, rows: int, days: int, first: date = START) -> str:
+    """INSERTs filling the raw tables of the engagement inputs, in the engine, from day `first`."""
     postgres = isinstance(wh, PostgresWarehouse)
     obj = "jsonb_build_object" if postgres else "json_object"
     text = "TEXT" if postgres else "VARCHAR"
     emails, calls = rows * 7 // 10, rows - rows * 7 // 10
     memberships, meetings, successes = PEOPLE * 3 // 2, rows // 200, rows // 200
-    start = f"TIMESTAMPTZ '{START.isoformat()} 00:00:00+00:00'"
+    start = f"TIMESTAMPTZ '{first.isoformat()} 00:00:00+00:00'"
     seconds = days * 86_400
 
     def at(n: int) -> str:  # activity spread evenly over the days, in id order
