@@ -333,8 +333,10 @@ class Warehouse(ABC):
             f"INSERT INTO raw._loads ({', '.join(columns)}) VALUES ({', '.join([p] * len(columns))})", values
         )
 
-    def temp_table(self, conn: Any, name: str, definition: str) -> None:
-        """A temporary table gone with the transaction; `definition` is a column list or `AS SELECT ...`."""
+    def temp_table(self, conn: Any, name: str, definition: str, analyze: bool = False) -> None:
+        """A temporary table gone with the transaction; `definition` is a column list or `AS SELECT ...`.
+        `analyze`: give the planner the table's statistics (Postgres; queries joining it
+        to large tables then look rows up by index instead of scanning)."""
         body = definition if definition.startswith("AS ") else f"({definition})"
         conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} {body}")
 

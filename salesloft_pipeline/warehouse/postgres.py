@@ -105,12 +105,14 @@ class PostgresWarehouse(Warehouse):
         if column not in self._columns(conn, table):
             super()._add_column(conn, table, column, kind)
 
-    def temp_table(self, conn: _Cursor, name: str, definition: str) -> None:
+    def temp_table(self, conn: _Cursor, name: str, definition: str, analyze: bool = False) -> None:
         conn.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
         if definition.startswith("AS "):
             conn.execute(f"CREATE TEMP TABLE {name} ON COMMIT DROP {definition}")
         else:
             conn.execute(f"CREATE TEMP TABLE {name} ({definition}) ON COMMIT DROP")
+        if analyze:  # autovacuum never analyzes temporary tables
+            conn.execute(f"ANALYZE {name}")
 
     def indexes_sql(self, table: str, indexes: Sequence[Sequence[str]], analyze: bool = False) -> str:
         statements = [

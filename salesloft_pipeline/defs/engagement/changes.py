@@ -76,14 +76,21 @@ def _changed(stream: str) -> str:
 
 
 FACTS = f"engagement.{models.FACTS}"
-STREAM_OF = "CASE f.activity " + " ".join(f"WHEN '{a}' THEN '{s}'" for a, s in ACTIVITY_STREAM.items()) + " END"
+# The facts rows of the changed records, reached through each stream's activities so
+# that Postgres looks them up on the (activity, source_id) index rather than scanning
+# every fact (a join on a CASE of the facts' activity can use no index).
+CHANGED_FACTS = (
+    "_changed AS c JOIN (VALUES "
+    + ", ".join(f"('{s}', '{a}')" for a, s in ACTIVITY_STREAM.items())
+    + f") AS a (stream, activity) ON a.stream = c.stream JOIN {FACTS} AS f"
+    " ON f.activity = a.activity AND f.source_id = c.source_id"
+)
 
 
 def pairs_sql() -> str:
     """The (person, cadence) pairs of the changed emails, calls and memberships, as built and as they are now."""
     parts = [
-        f"SELECT f.person_id, f.cadence_id FROM {FACTS} AS f JOIN _changed AS c"
-        f" ON c.source_id = f.source_id AND c.stream = {STREAM_OF}"
+        f"SELECT f.person_id, f.cadence_id FROM {CHANGED_FACTS}"
         " WHERE f.activity IN ('email', 'call', 'membership_added', 'first_touch')",
         *(
             f"SELECT {person}, cadence_id FROM staging.{stream} WHERE id IN {_changed(stream)}"
@@ -98,7 +105,7 @@ def direct_days_sql() -> str:
     """The activity days the ids in `_changed` (stream, source_id) were on and are on now,
     and the days of the first touches built for the pairs in `_pairs` that may no longer be first."""
     was = [
-        f"SELECT f.activity_day FROM {FACTS} AS f JOIN _changed AS c ON c.source_id = f.source_id AND c.stream = {STREAM_OF}",
+        f"SELECT f.activity_day FROM {CHANGED_FACTS}",
         f"SELECT activity_day FROM {FACTS} WHERE activity = 'meeting' AND user_id IN {_changed('users')}",
         # A first touch built for a pair goes if its membership changed, if it was one of
         # the changed emails or calls, or if a changed one now comes before it.
@@ -159,6 +166,7 @@ def update_changed_days(wh: Warehouse, first: date, last: date) -> DaysUpdate:
             "_changed",
             f"AS SELECT DISTINCT stream, id, CASE WHEN id = '{EVERYTHING}' THEN NULL ELSE CAST(id AS BIGINT) END"
             f" AS source_id FROM staging._changes WHERE stream IN ({inputs})",
+            analyze=True,
         )
         # Only what was read goes off the queue: a change queued meanwhile stays for the next update.
         conn.execute(
@@ -191,7 +199,7 @@ def update_changed_days(wh: Warehouse, first: date, last: date) -> DaysUpdate:
         if update.exhaustive:
             rebuild(models.stale_days(wh, first, last, conn))
         else:
-            wh.temp_table(conn, "_pairs", f"AS {pairs_sql()}")  # before the facts change
+            wh.temp_table(conn, "_pairs", f"AS {pairs_sql()}", analyze=True)  # before the facts change
             rebuild([day for (day,) in conn.execute(direct_days_sql()).fetchall()])
             # With every changed email and call in the facts now, a pair's first touch is found
             # there; if it moved to a day not rebuilt yet, that day is rebuilt too.
