@@ -224,11 +224,14 @@ class Warehouse(ABC):
             # Two apply runs at once would each miss the other's uncommitted copy of a version.
             self._serialise(conn, f"{table.qualified}/webhook")
             self._load_temp(conn, table, rows)
-            fresh = (
-                f"NOT EXISTS (SELECT 1 FROM {table.qualified} AS old"
-                " WHERE old.id = _new.id AND old.record = _new.record)"
+            # The versions held of these ids first: found by id alone, a cheap column to scan,
+            # before the records (large JSON) are compared.
+            self.temp_table(
+                conn, "_held", f"AS SELECT id, record FROM {table.qualified} WHERE id IN (SELECT id FROM _new)"
             )
-            conn.execute(f"DELETE FROM _new WHERE NOT {fresh}")
+            conn.execute(
+                "DELETE FROM _new WHERE EXISTS (SELECT 1 FROM _held WHERE _held.id = _new.id AND _held.record = _new.record)"
+            )
             added = self._queue_changes(conn, table.name, "SELECT id FROM _new")
             conn.execute(f"INSERT INTO {table.qualified} SELECT * FROM _new")
         return added
