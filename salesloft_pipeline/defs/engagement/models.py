@@ -152,7 +152,7 @@ def build_script(name: str, days: Days, rebuild: bool = False, wh: Warehouse | N
 
 
 # Postgres indexes: every model's rows are found by day; change detection
-# looks facts up by the record they came from and by person and cadence.
+# looks facts up by the record they came from and by person, cadence and activity.
 INDEXES = {FACTS: [("activity_day",), ("activity", "source_id"), ("person_id", "cadence_id", "activity")]}
 
 
