@@ -140,19 +140,36 @@ def propagate(wh: Warehouse, last: date) -> dict[str, float]:
     return figures
 
 
-def run(wh: Warehouse, rows: int, daily: int, repeat: int, seed: int) -> dict[str, Any]:
-    rng = random.Random(seed)
-    days = max(rows // daily, 31)
-    last = START + timedelta(days=days + 3)
+def history_days(rows: int, daily: int) -> int:
+    return max(rows // daily, 31)
+
+
+def recent_email_ids(rows: int, days: int) -> range:
+    """Ids of the generated emails of the last 30 days (ids are in sending order)."""
+    emails = rows * 7 // 10
+    return range(emails - emails * 30 // days, emails + 1)
+
+
+def build_history(wh: Warehouse, rows: int, days: int, first: date, last: date) -> dict[str, float]:
+    """The history generated from day `first`, then built as a new deployment builds it
+    (full staging rebuild, first engagement update over first..last); seconds of each step."""
     wh.setup(all_raw_tables())
-    figures: dict[str, Any] = {"days": days, "generate_s": timed(lambda: wh.execute_script(generation_sql(wh, rows, days)))}
+    figures = {"generate_s": timed(lambda: wh.execute_script(generation_sql(wh, rows, days, first)))}
     if isinstance(wh, PostgresWarehouse):
         wh.execute_script("".join(f"ANALYZE raw.{s};" for s in ENGAGEMENT_INPUTS))
     wh.execute_script("DELETE FROM raw._changes")  # generated in bulk: the first build takes everything
     figures["full_staging_s"] = timed(lambda: [build_staging(wh, BY_NAME[s], force=True) for s in ENGAGEMENT_INPUTS])
-    figures["full_engagement_s"] = timed(lambda: changes.update_changed_days(wh, START, last))
+    figures["full_engagement_s"] = timed(lambda: changes.update_changed_days(wh, first, last))
+    return figures
+
+
+def run(wh: Warehouse, rows: int, daily: int, repeat: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    days = history_days(rows, daily)
+    last = START + timedelta(days=days + 3)
+    figures: dict[str, Any] = {"days": days, **build_history(wh, rows, days, START, last)}
     emails = rows * 7 // 10
-    recent = range(emails - emails * 30 // days, emails + 1)  # ids are in sending order: the last 30 days
+    recent = recent_email_ids(rows, days)
     emails_table = raw_table(BY_NAME["emails"])
     runs: dict[str, list[dict[str, float]]] = {"webhook_100": [], "webhook_100_anywhere": [], "tick_5000": []}
     for n in range(repeat):

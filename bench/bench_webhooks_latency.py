@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -73,35 +73,24 @@ def main() -> None:
         run(args, warehouse_url)
 
 
-def prepare_history(warehouse_url: str, rows: int, daily: int, sample: int) -> tuple[list[dict], float]:
-    """`rows` emails and calls ending today, built; returns `sample` emails of the last 30 days and the seconds taken."""
-    from bench_incremental import generation_sql
+def prepare_history(warehouse_url: str, rows: int, daily: int, sample: int) -> tuple[list[dict], date, float]:
+    """`rows` emails and calls ending today, built; returns `sample` emails of the last 30 days,
+    the history's first day and the seconds taken."""
+    from bench_incremental import build_history, history_days, recent_email_ids
 
-    from salesloft_pipeline.defs.engagement import changes
-    from salesloft_pipeline.defs.extract.tables import all_raw_tables
-    from salesloft_pipeline.defs.staging.build import ENGAGEMENT_INPUTS, build_staging
-    from salesloft_pipeline.salesloft import BY_NAME
-    from salesloft_pipeline.warehouse import PostgresWarehouse, open_warehouse
+    from salesloft_pipeline.warehouse import open_warehouse
 
     started = time.perf_counter()
-    days = max(rows // daily, 31)
+    days = history_days(rows, daily)
     today = datetime.now(timezone.utc).date()
     first = today - timedelta(days=days - 1)
     wh = open_warehouse(warehouse_url)
-    wh.setup(all_raw_tables())
-    wh.execute_script(generation_sql(wh, rows, days, first))
-    if isinstance(wh, PostgresWarehouse):
-        wh.execute_script("".join(f"ANALYZE raw.{s};" for s in ENGAGEMENT_INPUTS))
-    wh.execute_script("DELETE FROM raw._changes")
-    for stream in ENGAGEMENT_INPUTS:
-        build_staging(wh, BY_NAME[stream], force=True)
-    changes.update_changed_days(wh, first, today)
-    emails = rows * 7 // 10
-    ids = random.sample(range(emails - emails * 30 // days, emails + 1), sample)
+    build_history(wh, rows, days, first, today)
+    ids = random.sample(recent_email_ids(rows, days), sample)
     records = wh.query(
         f"SELECT CAST(record AS {wh.TYPES['text']}) FROM staging.emails WHERE id IN ({', '.join(map(str, ids))})"
     )
-    return [json.loads(r) for (r,) in records], time.perf_counter() - started
+    return [json.loads(r) for (r,) in records], first, time.perf_counter() - started
 
 
 def run(args: argparse.Namespace, warehouse_url: str | None) -> None:
@@ -127,9 +116,8 @@ def run(args: argparse.Namespace, warehouse_url: str | None) -> None:
     count = int(args.rate * args.spread) if args.rate else args.deliveries
     if args.history:
         (work / "home").mkdir(parents=True, exist_ok=True)
-        recent, history_s = prepare_history(warehouse_url, args.history, args.daily, count)
-        days = max(args.history // args.daily, 31)
-        env["SALESLOFT_START_DATE"] = (datetime.now(timezone.utc).date() - timedelta(days=days - 1)).isoformat()
+        recent, first, history_s = prepare_history(warehouse_url, args.history, args.daily, count)
+        env["SALESLOFT_START_DATE"] = first.isoformat()
     port = free_port()
     endpoint = subprocess.Popen(
         [sys.executable, "-m", "salesloft_pipeline.cli", "webhooks", "serve", "--port", str(port)],
