@@ -8,9 +8,11 @@ staging tables (Postgres only; `indexes_s`). Then, on the same data in each engi
 - full: every engagement model, every day, from empty tables;
 - one_day: every model, one day in the middle (a sensor-triggered rebuild);
 - detect: the sensor's change detection over every day (nothing changed).
-Prints one JSON line.
+With `--timezones`, each engine runs once per reporting time zone (days
+counted in it), side by side, on the same generated data. Prints one JSON
+line: per engine, the figures of each zone.
 
-    python bench/bench_engagement.py --rows 10000000 --engines duckdb,postgres
+    python bench/bench_engagement.py --rows 10000000 --engines duckdb,postgres --timezones UTC,America/New_York
 
 Postgres runs in a throwaway database on the server of `--postgres-url`
 (default SALESLOFT_TEST_POSTGRES_URL, else postgresql://postgres@127.0.0.1:5432/test).
@@ -27,6 +29,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 
+from salesloft_pipeline import reporting
 from salesloft_pipeline.defs.engagement import models
 from salesloft_pipeline.defs.staging.build import STAGING_INDEXES, staging_indexes_sql
 from salesloft_pipeline.warehouse import Warehouse, open_warehouse
@@ -128,16 +131,21 @@ def main() -> None:
         default=os.environ.get("SALESLOFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
         help="a Postgres server (any database on it) to make the throwaway database on",
     )
+    parser.add_argument("--timezones", default="UTC", help="reporting time zones to count days in, comma-separated")
     args = parser.parse_args()
     result: dict[str, object] = {"benchmark": "engagement", "rows": args.rows, "days": args.days, "cpus": os.cpu_count()}
     engines = args.engines.split(",")
-    if "duckdb" in engines:
-        with tempfile.TemporaryDirectory() as tmp:
-            result["duckdb"] = run(open_warehouse(str(Path(tmp) / "bench.duckdb")), args.rows, args.days)
-    if "postgres" in engines:
-        with throwaway_database(args.postgres_url, "slp_bench_engagement") as url:
-            rows = args.postgres_rows or args.rows
-            result["postgres"] = {"rows": rows, **run(open_warehouse(url), rows, args.days)}
+    for zone in args.timezones.split(","):
+        os.environ[reporting.VARIABLE] = reporting.validated(zone)
+        if "duckdb" in engines:
+            with tempfile.TemporaryDirectory() as tmp:
+                figures = run(open_warehouse(str(Path(tmp) / "bench.duckdb")), args.rows, args.days)
+            result.setdefault("duckdb", {})[zone] = figures  # type: ignore[index]
+        if "postgres" in engines:
+            with throwaway_database(args.postgres_url, "slp_bench_engagement") as url:
+                rows = args.postgres_rows or args.rows
+                figures = {"rows": rows, **run(open_warehouse(url), rows, args.days)}
+            result.setdefault("postgres", {})[zone] = figures  # type: ignore[index]
     print(json.dumps(result))
 
 

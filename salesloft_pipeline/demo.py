@@ -22,11 +22,13 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 import httpx
@@ -66,12 +68,44 @@ class DemoResult:
     webhook_events: int = 0
     webhook_record: str = ""
     metrics: list[tuple[Any, ...]] = field(default_factory=list)
+    zone: str = "UTC"  # the reporting time zone the metrics' days are in
 
 
 def prepare_home(plan: DemoPlan) -> None:
     if plan.home.exists():
         shutil.rmtree(plan.home)
     plan.home.mkdir(parents=True)
+
+
+def team_zone(client: Any) -> tuple[str, str]:
+    """(the reporting time zone, where it came from): the variable's if it is set, else the
+    simulated team's as SalesLoft reports it (its key's user's, from `/v2/me`), else UTC."""
+    from salesloft_pipeline.reporting import VARIABLE, reporting_timezone, zone_from_salesloft
+
+    if os.environ.get(VARIABLE):
+        return reporting_timezone(), f"from {VARIABLE}"
+    found, how = zone_from_salesloft(client)
+    return found or "UTC", how
+
+
+@contextmanager
+def zone_in_environment(zone: str) -> Iterator[None]:
+    """The reporting time zone set for the pipeline code this process runs, while the demo runs."""
+    from salesloft_pipeline.reporting import VARIABLE
+
+    before = os.environ.get(VARIABLE)
+    os.environ[VARIABLE] = zone
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(VARIABLE, None)
+        else:
+            os.environ[VARIABLE] = before
+
+
+def zone_today(zone: str) -> date:
+    return datetime.now(ZoneInfo(zone)).date()
 
 
 def _range_tags(first: date, last: date) -> dict[str, str]:
@@ -113,7 +147,11 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
         endpoint = stack.enter_context(serve_in_thread(create_app(store, Secrets([secret])), name="webhook endpoint"))
         with SalesloftClient(sim.api_key, sim.base_url) as client:
             subscribe(client, endpoint + ENDPOINT_PATH, secret)
+            result.zone, how = team_zone(client)
+        stack.enter_context(zone_in_environment(result.zone))
         echo(f"SalesLoft simulator at {sim.base_url}; webhook endpoint at {endpoint}{ENDPOINT_PATH}, subscribed")
+        echo(f"Engagement days are counted in {result.zone} ({how})")
+        engagement_last = zone_today(result.zone)  # the newest activity day
 
         instance = stack.enter_context(dg.DagsterInstance.ephemeral())
         resources = {
@@ -145,7 +183,7 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
         echo("Reading the full-refresh lists, then building staging and the engagement metrics")
         materialize([by_name[s.name] for s in readable if not s.incremental])
         materialize(STAGING_ASSETS)
-        materialize(ENGAGEMENT_ASSETS, tags=_range_tags(first, last))
+        materialize(ENGAGEMENT_ASSETS, tags=_range_tags(first, engagement_last))
 
         echo("Webhook round trip: an hour of activity in SalesLoft, delivered, applied by the sensor's run")
         before = store.last_seq() if store.exists() else 0
@@ -181,7 +219,7 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
         result.metrics = wh.query(
             "SELECT activity_day, emails_sent, emails_delivered, reply_rate, calls, connect_rate, meetings_booked"
             " FROM engagement.daily_engagement WHERE activity_day > ? ORDER BY activity_day",
-            [last - timedelta(days=7)],
+            [engagement_last - timedelta(days=7)],
         )
     return result
 
@@ -201,7 +239,7 @@ def summary(result: DemoResult) -> str:
         f"Webhooks: {result.webhook_events} events stored and applied"
         + (f"; latest: {result.webhook_record}" if result.webhook_record else ""),
         "",
-        "Last 7 days (UTC):",
+        f"Last 7 days ({result.zone}):",
         "  day         emails  delivered  reply rate  calls  connect rate  meetings",
     ]
     for day, sent, delivered, reply_rate, calls, connect_rate, meetings in result.metrics:
@@ -255,6 +293,7 @@ def run_with_ui(plan: DemoPlan, port: int) -> None:
     """Simulator (live), webhook endpoint and `dagster dev`, each its own process, until Ctrl-C."""
     from salesloft_pipeline.defs.engagement.assets import ENGAGEMENT_KEYS
     from salesloft_pipeline.defs.extract.assets import FULL_REFRESH_KEYS, INCREMENTAL_KEYS
+    from salesloft_pipeline.reporting import VARIABLE as REPORTING_VARIABLE
     from salesloft_pipeline.salesloft import STREAMS, SalesloftClient
     from salesloft_pipeline.webhooks.subscriptions import subscribe
 
@@ -309,7 +348,10 @@ def run_with_ui(plan: DemoPlan, port: int) -> None:
         _wait_for(f"{endpoint_url}/health", "the webhook endpoint", endpoint)
         with SalesloftClient(api_key, f"{sim_url}/v2") as client:
             subscribe(client, endpoint_url + ENDPOINT_PATH, secret)
+            zone, how = team_zone(client)
         click.echo(f"Webhook endpoint {endpoint_url}{ENDPOINT_PATH} subscribed to the simulator's events")
+        click.echo(f"Engagement days are counted in {zone} ({how})")
+        env[REPORTING_VARIABLE] = zone
         ui = start(["dagster", "dev", "-m", "salesloft_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port)],
                    "dagster.log")
         _wait_for(f"http://127.0.0.1:{port}/server_info", "dagster dev", ui, seconds=180)
@@ -325,7 +367,7 @@ def run_with_ui(plan: DemoPlan, port: int) -> None:
         materialize("--select", ",".join(f"staging/{s.name}" for s in STREAMS))
         click.echo("- engagement metrics")
         materialize("--select", ",".join(k.to_user_string() for k in ENGAGEMENT_KEYS),
-                    "--partition-range", f"{first}...{last}")
+                    "--partition-range", f"{first}...{zone_today(zone)}")
         click.echo("Backfill done. The schedules keep the data fresh and the webhook sensor applies changes.")
         while all(p.poll() is None for p in processes):
             time.sleep(1)

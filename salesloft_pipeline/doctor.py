@@ -189,6 +189,7 @@ def check_api() -> list[Check]:
         else:
             checks.append(Check(OK, f"SalesLoft API key accepted at {shown_url}: signed in as {_user_label(user)}"))
 
+        checks.append(check_reporting_zone(user))
         remaining = header_int(me.headers, REMAINING_HEADER)
         if remaining is None:
             checks.append(Check(WARN, f"API budget: the answer carried no {REMAINING_HEADER} header",
@@ -219,6 +220,26 @@ def check_api() -> list[Check]:
             else:
                 checks.append(Check(OK, f"stream {stream.name}: scope {scope} granted"))
     return checks
+
+
+def check_reporting_zone(user: dict[str, Any]) -> Check:
+    """Which zone engagement days are counted in, beside the zone of the key's user (from the same /v2/me)."""
+    from salesloft_pipeline.reporting import VARIABLE, learnt_path, validated
+
+    theirs = user.get("time_zone")
+    configured = (os.environ.get(VARIABLE) or "").strip()
+    if configured:
+        try:
+            validated(configured)
+        except ValueError as error:
+            return Check(FAIL, str(error), f"set {VARIABLE} to the team's zone, e.g. {theirs or 'America/New_York'}")
+        return Check(OK, f"engagement days are counted in {configured} (from {VARIABLE}; the key's user is in {theirs})")
+    if not theirs:
+        return Check(WARN, f"engagement days will be counted in UTC: {VARIABLE} is unset and the key's user has no"
+                           " time_zone", f"set {VARIABLE} to the team's zone")
+    learnt = learnt_path()
+    kept = f"; kept in {learnt}" if learnt.exists() else ""
+    return Check(OK, f"engagement days are counted in {theirs}, the team's zone (the key's user's){kept}")
 
 
 def _user_label(user: dict[str, Any]) -> str:

@@ -60,7 +60,8 @@ def test_all_ok(sim: Any, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert not lines(result, "WARN") and not lines(result, "FAIL"), result.output
     ok = lines(result, "OK")
-    assert len(ok) == 6, result.output  # key, budget, the scoped stream, warehouse, event store, secret
+    assert len(ok) == 7, result.output  # key, zone, budget, the scoped stream, warehouse, event store, secret
+    assert "engagement days are counted in US/Eastern, the team's zone (the key's user's)" in result.output
     me = next(line for line in ok if "key accepted" in line)
     assert sim.base_url in me and "signed in as" in me and "@" in me
     assert re.search(r"API budget: \d+ cost left this minute", result.output)
@@ -72,6 +73,15 @@ def test_all_ok(sim: Any, tmp_path: Path) -> None:
     assert "0 FAIL" in result.output
     assert SECRET not in result.output and sim.api_key not in result.output
     assert sim.stats.cost - before == 2  # /me and one page of one item: cheap on the team's budget
+
+
+def test_the_reporting_zone_is_reported_and_a_bad_one_fails_naming_the_variable(sim: Any, tmp_path: Path) -> None:
+    result = doctor(tmp_path, **api_env(sim), SALESLOFT_REPORTING_TIMEZONE="Asia/Kolkata")
+    assert "engagement days are counted in Asia/Kolkata (from SALESLOFT_REPORTING_TIMEZONE;" in result.output
+    result = doctor(tmp_path, **api_env(sim), SALESLOFT_REPORTING_TIMEZONE="Eastern Time")
+    assert result.exit_code == 1
+    [fail] = lines(result, "FAIL")
+    assert "SALESLOFT_REPORTING_TIMEZONE must be an IANA time zone name" in fail and "'Eastern Time'" in fail
 
 
 def test_wrong_key_fails_naming_the_variable(sim: Any, tmp_path: Path) -> None:

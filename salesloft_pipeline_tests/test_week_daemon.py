@@ -32,6 +32,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.scheduler.instigation import InstigatorType
 
+from salesloft_pipeline import reporting
 from salesloft_pipeline.defs.engagement import models
 from salesloft_pipeline.salesloft import STREAMS
 from salesloft_pipeline.warehouse import open_warehouse
@@ -240,7 +241,7 @@ def truth(sim: str, stream: str) -> dict[Any, datetime | None]:
 
 
 @pytest.mark.timeout(1800)  # a simulated week: about 6 minutes on 2 cores, past the suite's 300 s limit
-def test_a_simulated_week_with_the_daemon_down_in_the_middle(week: dict[str, Any]) -> None:
+def test_a_simulated_week_with_the_daemon_down_in_the_middle(week: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     w, clock, env = week, week["clock"], week["env"]
     start = clock.now
     # A partly loaded history: only the last two days before the daemon starts.
@@ -298,7 +299,13 @@ def test_a_simulated_week_with_the_daemon_down_in_the_middle(week: dict[str, Any
         )
         assert twice == 0, f"raw.{stream.name} holds a version twice"
 
-    # The engagement tables equal a fresh build of every day from the same staging.
+    # SALESLOFT_REPORTING_TIMEZONE is unset: the pipeline counted days in the team's zone, learnt
+    # once from the simulator's /v2/me (its admin's), and every process used that one.
+    learnt = json.loads((Path(env["SALESLOFT_PIPELINE_HOME"]) / reporting.LEARNT_FILE).read_text())["time_zone"]
+    me = httpx.get(f"{w['sim']}/v2/me", headers={"Authorization": f"Bearer {env['SALESLOFT_API_KEY']}"}, timeout=30).json()["data"]
+    assert learnt == me["time_zone"] != "UTC"
+    monkeypatch.setenv(reporting.VARIABLE, learnt)
+    # The engagement tables equal a fresh build of every day from the same staging, in that zone.
     fresh = w["tmp"] / "fresh.duckdb"
     shutil.copy(w["warehouse"], fresh)
     rebuilt = open_warehouse(str(fresh))

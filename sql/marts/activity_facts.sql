@@ -1,5 +1,6 @@
 -- engagement.activity_facts: one row per sales activity, on its activity day
--- (the UTC date of the activity's own time, never of updated_at):
+-- (the date of the activity's own time in the reporting time zone,
+-- SALESLOFT_REPORTING_TIMEZONE; never of updated_at):
 --   email             a sent email (by sent_at), with its bounce and its
 --                     engagement as it stands now (opened/clicked/replied:
 --                     at least one, counted once, and only if delivered);
@@ -14,7 +15,7 @@
 --                     first email sent or call made to the person in that
 --                     cadence at or after added_at), with the wait in seconds.
 -- The marts aggregate this table. Rows for the days being built only
--- ({during_days(column)}: the column's instant falls in one of those UTC days;
+-- ({during_days(column)}: the column's instant falls in one of those days;
 -- the CTEs read more than once are inlined on Postgres, so that they are
 -- filtered to those days).
 WITH
@@ -70,7 +71,7 @@ first_touches AS (
     )
 )
 SELECT
-    CAST(sent_at AT TIME ZONE 'UTC' AS DATE) AS activity_day,
+    CAST(sent_at AT TIME ZONE {zone} AS DATE) AS activity_day,
     CAST('email' AS VARCHAR) AS activity,
     CAST(id AS BIGINT) AS source_id,
     sent_at AS occurred_at,
@@ -94,7 +95,7 @@ WHERE {during_days(sent_at)}
 
 UNION ALL
 SELECT
-    CAST(created_at AT TIME ZONE 'UTC' AS DATE), 'call', id, created_at,
+    CAST(created_at AT TIME ZONE {zone} AS DATE), 'call', id, created_at,
     user_id, cadence_id, step_id, called_person_id,
     NULL, NULL, NULL, NULL,
     connected, duration, disposition, sentiment,
@@ -104,7 +105,7 @@ WHERE {during_days(created_at)}
 
 UNION ALL
 SELECT
-    CAST(meeting.created_at AT TIME ZONE 'UTC' AS DATE), 'meeting', meeting.id, meeting.created_at,
+    CAST(meeting.created_at AT TIME ZONE {zone} AS DATE), 'meeting', meeting.id, meeting.created_at,
     booker.id, meeting.cadence_id, meeting.step_id, meeting.person_id,
     NULL, NULL, NULL, NULL,
     NULL, NULL, NULL, NULL,
@@ -117,7 +118,7 @@ WHERE {during_days(meeting.created_at)}
 
 UNION ALL
 SELECT
-    CAST(succeeded_at AT TIME ZONE 'UTC' AS DATE), 'success', id, succeeded_at,
+    CAST(succeeded_at AT TIME ZONE {zone} AS DATE), 'success', id, succeeded_at,
     user_id, cadence_id, step_id, person_id,
     NULL, NULL, NULL, NULL,
     NULL, NULL, NULL, NULL,
@@ -127,7 +128,7 @@ WHERE {during_days(succeeded_at)}
 
 UNION ALL
 SELECT
-    CAST(added_at AT TIME ZONE 'UTC' AS DATE), 'membership_added', id, added_at,
+    CAST(added_at AT TIME ZONE {zone} AS DATE), 'membership_added', id, added_at,
     user_id, cadence_id, NULL, person_id,
     NULL, NULL, NULL, NULL,
     NULL, NULL, NULL, NULL,
@@ -137,7 +138,7 @@ WHERE {during_days(added_at)}
 
 UNION ALL
 SELECT
-    CAST(first_touch_at AT TIME ZONE 'UTC' AS DATE), 'first_touch', id, first_touch_at,
+    CAST(first_touch_at AT TIME ZONE {zone} AS DATE), 'first_touch', id, first_touch_at,
     user_id, cadence_id, NULL, person_id,
     NULL, NULL, NULL, NULL,
     NULL, NULL, NULL, NULL,

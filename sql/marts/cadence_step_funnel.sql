@@ -1,4 +1,4 @@
--- engagement.cadence_step_funnel: one row per activity day (UTC), cadence and
+-- engagement.cadence_step_funnel: one row per activity day (in the reporting time zone), cadence and
 -- step, for activity done on a cadence step.
 -- people_reached: distinct people emailed or called on that step that day
 -- (the step's reach; read the steps in step order, from staging.steps, to see

@@ -1,4 +1,4 @@
--- engagement.call_outcomes: one row per activity day (UTC), user, cadence,
+-- engagement.call_outcomes: one row per activity day (in the reporting time zone), user, cadence,
 -- disposition and sentiment: the calls made that day with that outcome.
 -- Sum over sentiment for calls by disposition, over disposition for calls by
 -- sentiment, over user or cadence for the team. disposition and sentiment are

@@ -1,4 +1,4 @@
--- engagement.daily_engagement: one row per activity day (UTC) for the whole team.
+-- engagement.daily_engagement: one row per activity day (in the reporting time zone) for the whole team.
 -- The team's headline numbers: people counts are distinct people that day,
 -- so they are not the sum of the per-user rows.
 -- Emails count on the day they were sent, calls on the day they were made,

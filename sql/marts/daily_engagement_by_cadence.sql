@@ -1,4 +1,4 @@
--- engagement.daily_engagement_by_cadence: one row per activity day (UTC) and cadence.
+-- engagement.daily_engagement_by_cadence: one row per activity day (in the reporting time zone) and cadence.
 -- cadence_id: the cadence of the email, call, meeting, success (its latest
 -- cadence) or membership; NULL gathers the activity outside any cadence.
 -- Emails count on the day they were sent, calls on the day they were made,

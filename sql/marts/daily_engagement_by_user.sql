@@ -1,4 +1,4 @@
--- engagement.daily_engagement_by_user: one row per activity day (UTC) and user.
+-- engagement.daily_engagement_by_user: one row per activity day (in the reporting time zone) and user.
 -- user_id: the sender of an email, the caller, the user who booked a meeting
 -- (matched by guid; NULL if that user is not in staging.users), the user a
 -- success is credited to, and the owner of the cadence membership for people

@@ -1,4 +1,6 @@
-"""`engagement/<model>`: the daily engagement metrics, partitioned by activity day (UTC).
+"""`engagement/<model>`: the daily engagement metrics, partitioned by activity day.
+
+Days are dates in the reporting time zone (salesloft_pipeline/reporting.py).
 
 A partition is an activity day: the day an email was sent, a call made, a
 meeting booked (not the day the record was last updated). Materializing a
@@ -15,10 +17,11 @@ from typing import Any
 
 import dagster as dg
 
+from salesloft_pipeline.reporting import reporting_timezone
 from salesloft_pipeline.salesloft import BY_NAME
 from salesloft_pipeline.warehouse import Warehouse
 
-from ..partitions import DAILY
+from ..partitions import ENGAGEMENT_DAILY
 from ..resources import WarehouseResource
 from ..staging.assets import staging_asset_key
 from . import models
@@ -69,7 +72,8 @@ def trend_markdown(rows: list[tuple[date, int, float | None, float | None]]) -> 
     if not rows:
         return "No activity in the last weeks."
     lines = [
-        f"**Last {len(rows)} activity days** ({rows[0][0]} to {rows[-1][0]}, UTC; oldest on the left)",
+        f"**Last {len(rows)} activity days** ({rows[0][0]} to {rows[-1][0]}, {reporting_timezone()};"
+        " oldest on the left)",
         "",
         "| metric | trend | latest |",
         "| --- | --- | --- |",
@@ -137,7 +141,7 @@ def missing_inputs_failure(wh: Warehouse) -> dg.Failure | None:
 @dg.multi_asset(
     name="engagement_models",
     specs=[_spec(m) for m in models.MODELS],
-    partitions_def=DAILY,
+    partitions_def=ENGAGEMENT_DAILY,
     backfill_policy=dg.BackfillPolicy.single_run(),
     # The facts and every mart are built together, in one transaction: a mart
     # never disagrees with the facts, even after a failed run.
@@ -150,9 +154,12 @@ def engagement_models(context: dg.AssetExecutionContext, config: EngagementConfi
     failure = missing_inputs_failure(wh)
     if failure:
         raise failure
-    if config.rebuild:
-        first = DAILY.start.date()
-    models.build(wh, models.MODELS, first, last, rebuild=config.rebuild)
+    rebuild = config.rebuild or models.built_with_other_settings(wh)
+    if rebuild:  # every day, so that no day of the old models or settings (a zone) survives
+        first, last = ENGAGEMENT_DAILY.start.date(), max(last, models.today())
+        context.log.info(f"rebuilding every day {first}..{last}: " + (
+            "asked to" if config.rebuild else "the models or their settings changed since the tables were built"))
+    models.build(wh, models.MODELS, first, last, rebuild=rebuild)
     for model in models.MODELS:
         yield dg.MaterializeResult(asset_key=engagement_asset_key(model), metadata=model_metadata(wh, model, first, last))
 

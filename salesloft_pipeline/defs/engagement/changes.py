@@ -58,11 +58,6 @@ ACTIVITY_TIME = {
 PAIR_COLUMNS = {"emails": "recipient_id", "calls": "called_person_id", "cadence_memberships": "person_id"}
 
 
-def day_of(column: str) -> str:
-    """The activity day of a timestamp column, as the facts take it."""
-    return f"CAST({column} AT TIME ZONE 'UTC' AS DATE)"
-
-
 @dataclass
 class DaysUpdate:
     days: list[date] = field(default_factory=list)  # the days rebuilt
@@ -125,10 +120,10 @@ def direct_days_sql() -> str:
     ]
     now = [
         *(
-            f"SELECT {day_of(column)} FROM staging.{stream} WHERE id IN {_changed(stream)}"
+            f"SELECT {models.day_of(column)} FROM staging.{stream} WHERE id IN {_changed(stream)}"
             for stream, column in ACTIVITY_TIME.items()
         ),
-        f"SELECT {day_of('created_at')} FROM staging.meetings"
+        f"SELECT {models.day_of('created_at')} FROM staging.meetings"
         f" WHERE booked_by_user_id IN (SELECT guid FROM staging.users WHERE id IN {_changed('users')})",
     ]
     union = "\n    UNION ALL ".join(was + now)
@@ -141,7 +136,7 @@ def first_touch_days_sql() -> str:
     earliest email or call fact of the membership's person and cadence at or after it
     was added."""
     return (
-        f"SELECT DISTINCT {day_of('now_.first_touch_at')} FROM (\n"
+        f"SELECT DISTINCT {models.day_of('now_.first_touch_at')} FROM (\n"
         "    SELECT m.id, MIN(f.occurred_at) AS first_touch_at\n"
         "    FROM staging.cadence_memberships AS m\n"
         "    JOIN _pairs AS p ON p.person_id = m.person_id AND p.cadence_id = m.cadence_id\n"

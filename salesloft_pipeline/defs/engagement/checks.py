@@ -24,10 +24,6 @@ NOT_CANCELED = "canceled_at IS NULL AND COALESCE(LOWER(status) NOT IN ('canceled
 CONNECTED = "(LOWER(disposition) IN {connected_dispositions} OR connected IS TRUE)"  # filled when checked
 
 
-def _day(column: str) -> str:
-    return f"CAST({column} AT TIME ZONE 'UTC' AS DATE)"
-
-
 # Counts per activity day straight from staging: (table, time column, condition).
 STAGED: dict[str, tuple[str, str, str]] = {
     "emails_sent": ("emails", "sent_at", SENT),
@@ -63,7 +59,7 @@ def reconciliation_sql(model: str) -> str:
             f"SELECT mart.activity_day, '{column}' AS measure, mart.total AS mart_total,"
             f" COALESCE(staged.total, 0) AS staging_total\n"
             f"FROM (SELECT activity_day, SUM({column}) AS total FROM engagement.{model} GROUP BY activity_day) AS mart\n"
-            f"LEFT JOIN (SELECT {_day(time_column)} AS activity_day, COUNT(*) AS total FROM staging.{table}"
+            f"LEFT JOIN (SELECT {models.day_of(time_column)} AS activity_day, COUNT(*) AS total FROM staging.{table}"
             f" WHERE {condition} GROUP BY 1) AS staged ON staged.activity_day = mart.activity_day\n"
             f"WHERE mart.total <> COALESCE(staged.total, 0)"
         )

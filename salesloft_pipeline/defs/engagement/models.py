@@ -2,8 +2,8 @@
 
 Each model file is one SELECT whose rows carry `activity_day`, restricted to
 the days it is built for by two placeholders: `{during_days(column)}` (a
-timestamp column falls in one of those UTC days) and `{on_days(column)}` (a
-date column is one of them). Building some days of a model replaces exactly
+timestamp column falls in one of those days, dates in the reporting time
+zone) and `{on_days(column)}` (a date column is one of them). Building some days of a model replaces exactly
 those days of `engagement.<model>` in one transaction (DELETE the days,
 INSERT the SELECT), so a rerun never double-counts, a full recompute is
 simply every day, and days scattered over years are built in one pass.
@@ -20,10 +20,12 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from salesloft_pipeline.reporting import UTC, reporting_timezone
 from salesloft_pipeline.warehouse import PostgresWarehouse, Warehouse
 
 from ..staging.build import ENGAGEMENT_INPUTS, SQL_DIR
@@ -102,7 +104,7 @@ def connected_dispositions() -> tuple[str, ...]:
 
 
 def sql_list(values: Iterable[str]) -> str:
-    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+    return "(" + ", ".join(_quoted(v) for v in values) + ")"
 
 
 Days = Sequence[tuple[date, date]]  # (first, last) ranges of activity days, inclusive
@@ -110,27 +112,68 @@ DURING_DAYS = re.compile(r"\{during_days\(([^)]+)\)\}")
 ON_DAYS = re.compile(r"\{on_days\(([^)]+)\)\}")
 
 
-def _instant(day: date) -> str:
-    return f"TIMESTAMPTZ '{day.isoformat()} 00:00:00+00:00'"
+def _instant(moment: datetime) -> str:
+    return f"TIMESTAMPTZ '{moment.astimezone(timezone.utc).isoformat()}'"
 
 
-def render(sql: str, days: Days, wh: Warehouse | None = None) -> str:
+def day_start(day: date, zone: str) -> datetime:
+    """The first instant of `day` in `zone` (a DST day is 23 or 25 hours long)."""
+    return datetime.combine(day, time(), ZoneInfo(zone))
+
+
+# How far the instant bounds of a day are widened on each side when the zone is
+# not UTC: the exact test is the day of the instant as the engine takes it in
+# that zone, so a database whose time zone rules differ from Python's by up to
+# this much still counts every activity on exactly one day.
+BOUNDS_SLACK = timedelta(hours=2)
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _date(day: date) -> str:
+    return f"DATE '{day.isoformat()}'"
+
+
+def day_of(column: str, zone: str | None = None) -> str:
+    """SQL for the activity day of a timestamp column: its date in the reporting zone."""
+    return f"CAST({column} AT TIME ZONE {_quoted(zone or reporting_timezone())} AS DATE)"
+
+
+def render(sql: str, days: Days, wh: Warehouse | None = None, zone: str | None = None) -> str:
     """The model's SELECT for the given ranges of activity days, for `wh`'s engine.
 
+    Activity days are dates in the reporting time zone (`zone`, by default
+    salesloft_pipeline.reporting's): `{zone}` is its quoted name.
     `{during_days(column)}` is true when a timestamp column falls in one of the
-    days (UTC), `{on_days(column)}` when a date column is one of them: one
-    range test a range, so that many scattered days are built in one pass.
+    days, `{on_days(column)}` when a date column is one of them: one range test
+    a range, so that many scattered days are built in one pass (outside UTC,
+    the range is widened a little and the column's day tested exactly).
     `{inline}` marks CTEs read more than once: Postgres would otherwise compute
     them whole (every email, every call) before filtering to the days built;
     DuckDB is faster with its default (computing them once)."""
-    during = " OR ".join(
-        f"(\\1 >= {_instant(first)} AND \\1 < {_instant(last + timedelta(days=1))})" for first, last in days
-    )
-    on = " OR ".join(f"(\\1 BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}')" for first, last in days)
-    sql = DURING_DAYS.sub(f"({during})", sql)
-    sql = ON_DAYS.sub(f"({on})", sql)
-    return sql.replace("{inline}", "NOT MATERIALIZED" if isinstance(wh, PostgresWarehouse) else "").replace(
-        "{connected_dispositions}", sql_list(connected_dispositions())
+    zone = zone or reporting_timezone()
+    slack = timedelta(0) if zone == UTC else BOUNDS_SLACK
+
+    def during(column: str) -> str:
+        tests = []
+        for first, last in days:
+            lower = _instant(day_start(first, zone) - slack)
+            upper = _instant(day_start(last + timedelta(days=1), zone) + slack)
+            exact = "" if zone == UTC else f" AND {day_of(column, zone)} BETWEEN {_date(first)} AND {_date(last)}"
+            tests.append(f"({column} >= {lower} AND {column} < {upper}{exact})")
+        return f"({' OR '.join(tests)})"
+
+    def on(column: str) -> str:
+        return "(" + " OR ".join(f"({column} BETWEEN {_date(first)} AND {_date(last)})" for first, last in days) + ")"
+
+    sql = DURING_DAYS.sub(lambda match: during(match.group(1)), sql)
+    sql = ON_DAYS.sub(lambda match: on(match.group(1)), sql)
+    return (
+        sql.replace("{inline}", "NOT MATERIALIZED" if isinstance(wh, PostgresWarehouse) else "")
+        .replace("{connected_dispositions}", sql_list(connected_dispositions()))
+        .replace("{zone}", _quoted(zone))
     )
 
 
@@ -181,10 +224,15 @@ def days_script(wh: Warehouse, days: Days, rebuild: bool = False) -> str:
     return "".join(build_script(name, days, rebuild, wh) for name in MODELS)
 
 
+def settings() -> str:
+    """The settings the models render with (the environment's): the reporting zone and the connected dispositions."""
+    return f"{reporting_timezone()};{','.join(connected_dispositions())}"
+
+
 def fingerprint() -> str:
     """What the engagement tables are built from: every model's SQL and the settings it renders with.
     Stored with each full build; when it changes, the next update rebuilds every day."""
-    parts = [model_sql(name) for name in MODELS] + [",".join(connected_dispositions())]
+    parts = [model_sql(name) for name in MODELS] + [settings()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
@@ -203,6 +251,20 @@ def record_fingerprint_sql(wh: Warehouse) -> str:
         + "DELETE FROM engagement._builds WHERE name = 'models';\n"
         + f"INSERT INTO engagement._builds VALUES ('models', '{fingerprint()}', current_timestamp);\n"
     )
+
+
+def built_with_other_settings(wh: Warehouse) -> bool:
+    """True when the facts exist but were built with other models or settings (`fingerprint`)."""
+    if not table_exists(wh, FACTS):
+        return False
+    if "_builds" not in wh.tables("engagement"):
+        return True
+    return wh.query("SELECT fingerprint FROM engagement._builds WHERE name = 'models'") != [(fingerprint(),)]
+
+
+def today() -> date:
+    """Today in the reporting time zone (the engagement partitions' newest day)."""
+    return datetime.now(ZoneInfo(reporting_timezone())).date()
 
 
 def table_exists(wh: Warehouse, name: str) -> bool:

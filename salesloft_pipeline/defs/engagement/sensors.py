@@ -39,8 +39,10 @@ INTERVAL_SECONDS = int(os.environ.get("SALESLOFT_ENGAGEMENT_SENSOR_SECONDS") or 
 
 
 def staging_versions(instance: dg.DagsterInstance) -> dict[str, str]:
-    """The run and time of the latest materialization of each staging input ("" if never)."""
-    versions = {}
+    """The run and time of the latest materialization of each staging input ("" if never), and the
+    models' settings: a code location loaded with other settings (a new reporting time zone) asks
+    for an update too, which rebuilds every day with them."""
+    versions = {"settings": models.settings()}
     for key in INPUT_KEYS:
         event = instance.get_latest_materialization_event(key)
         versions[key.to_user_string()] = f"{event.run_id}@{event.timestamp}" if event is not None else ""

@@ -7,13 +7,13 @@ records each day as a materialization of each engagement asset. Run by
 """
 
 from collections import defaultdict
-from datetime import date, datetime, timezone
+from datetime import date
 
 import dagster as dg
 
 from salesloft_pipeline.warehouse import Warehouse
 
-from ..partitions import DAILY
+from ..partitions import ENGAGEMENT_DAILY
 from ..resources import WarehouseResource
 from . import changes, models
 from .assets import trend_metadata, engagement_asset_key, missing_inputs_failure
@@ -35,8 +35,8 @@ def update_changed_days(context: dg.OpExecutionContext, warehouse: WarehouseReso
     if failure:
         context.log.info(f"nothing to update yet: {failure.description}")
         return
-    today = datetime.now(timezone.utc).date()  # DAILY has today's partition (end_offset=1)
-    update = changes.update_changed_days(wh, DAILY.start.date(), today)
+    # The partitions hold today's day (end_offset=1), in the reporting zone.
+    update = changes.update_changed_days(wh, ENGAGEMENT_DAILY.start.date(), models.today())
     how = (
         "the models changed: every day rebuilt" if update.rebuilt_models
         else "every day compared" if update.exhaustive
