@@ -54,6 +54,9 @@ def test_headless_demo_on_a_clean_clone_matches_its_warehouse(tmp_path: Path) ->
     [(from_webhooks,)] = wh.query("SELECT count(*) FROM raw.people WHERE _source = 'webhook'")
     assert from_webhooks > 0
 
+    # Days in the simulated team's zone, the one its key's user has (SalesLoft's /v2/me).
+    assert "Engagement days are counted in US/Eastern (time_zone of /v2/me user" in out
+    assert "Last 7 days (US/Eastern):" in out
     metrics = re.findall(r"^  (\d{4}-\d\d-\d\d)\s+(\d+)\s+(\d+)\s+\S+\s+(\d+)\s+\S+\s+(\d+)$", out, re.MULTILINE)
     assert len(metrics) == 7
     for day, sent, delivered, calls, meetings in metrics:

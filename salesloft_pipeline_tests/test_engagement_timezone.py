@@ -142,7 +142,9 @@ def test_every_activity_is_on_its_local_day_and_a_weeks_totals_equal_utcs(
         f"SELECT count(*) FROM engagement.activity_facts WHERE activity_day <> {models.day_of('occurred_at', zone)}"
     )
     assert misplaced == 0
-    # Nothing counted twice or lost: the totals equal the activities, whatever the zone.
+    # Nothing counted twice or lost: the totals equal the activities (and so UTC's), whatever the zone.
+    assert sum(per_day(wh, "emails_sent").values()) == len(DATA["emails"])
+    assert sum(per_day(wh, "calls").values()) == len(DATA["calls"])
     [(facts,)] = wh.query("SELECT count(*) FROM engagement.activity_facts WHERE activity IN ('email', 'call')")
     assert facts == len(DATA["emails"]) + len(DATA["calls"])
 
