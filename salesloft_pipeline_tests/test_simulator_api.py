@@ -767,3 +767,23 @@ def test_live_mode_keeps_changing_the_world():
             for s in ("people", "emails", "calls", "notes", "tasks", "meetings"):
                 future = [r for r in truth(insp, s)["records"] if instant(r["updated_at"]) > now]
                 assert not future, f"{s}: {len(future)} records updated after now, e.g. {future[:2]}"
+
+
+def test_live_activity_can_be_paused_for_a_quiet_team_and_resumed() -> None:
+    from salesloft_pipeline.simulator import Simulator, SimulatorConfig
+
+    # 12 simulated hours a real second: a team of 200 changes something every second.
+    with Simulator(SimulatorConfig(seed=5, people=200, days=2, live=True, live_speed=43_200)).serve() as sim:
+        def changes() -> int:
+            return sum(len(httpx.get(f"{sim.url}/__sim/truth/{s}", timeout=30).json()["records"])
+                       for s in ("emails", "calls", "notes"))
+
+        assert httpx.post(f"{sim.url}/__sim/live", json={"paused": "yes"}, timeout=10).status_code == 422
+        assert httpx.post(f"{sim.url}/__sim/live", json={"paused": True}, timeout=10).json() == {"live": True, "paused": True}
+        time.sleep(1.5)  # a tick that may have begun before the pause ends
+        quiet = changes()
+        time.sleep(2.5)
+        assert changes() == quiet
+        assert httpx.post(f"{sim.url}/__sim/live", json={"paused": False}, timeout=10).json()["paused"] is False
+        time.sleep(2.5)
+        assert changes() > quiet

@@ -130,6 +130,7 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
+        self.live_paused = False  # POST /__sim/live: --live's activity held (a quiet team, to compare with)
         self.store = Store()
         populate(self.store, self.config)
         self.activity = Activity(self.store, self.config)
@@ -185,7 +186,8 @@ class Simulator:
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
-            self.activity.advance((now - last) * self.config.live_speed)
+            if not self.live_paused:
+                self.activity.advance((now - last) * self.config.live_speed)
             last = now
 
     def _build_app(self) -> Starlette:
@@ -197,6 +199,7 @@ class Simulator:
             Route("/__sim/ties", self._sim_ties, methods=["POST"]),
             Route("/__sim/delete", self._sim_delete, methods=["POST"]),
             Route("/__sim/faults", self._sim_faults, methods=["GET", "POST"]),
+            Route("/__sim/live", self._sim_live, methods=["GET", "POST"]),
             Route("/__sim/webhooks", self._sim_webhooks, methods=["GET"]),
             Route("/__sim/budget", self._sim_budget, methods=["POST"]),
             Route("/__sim/oauth", self.oauth.control, methods=["GET", "POST"]),
@@ -531,6 +534,14 @@ class Simulator:
             if settings.spend_now:
                 self.limiter.spend_now(settings.spend_now)
         return json_response(200, self.faults.describe())
+
+    async def _sim_live(self, request: Request) -> Response:
+        if request.method == "POST":
+            paused = (await self._sim_payload(request)).get("paused")
+            if not isinstance(paused, bool):
+                return json_response(422, {"errors": {"paused": ["must be true or false"]}})
+            self.live_paused = paused
+        return json_response(200, {"live": self.config.live, "paused": self.live_paused})
 
     async def _sim_webhooks(self, request: Request) -> Response:
         return json_response(200, self.webhooks.describe())
