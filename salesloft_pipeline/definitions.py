@@ -20,6 +20,7 @@ from salesloft_pipeline.defs.extract.schedules import (
     salesloft_lookback_schedule,
 )
 from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
+from salesloft_pipeline.defs.run_health import dead_run_workers_sensor
 from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS
 from salesloft_pipeline.defs.webhooks.jobs import webhook_apply_job
 from salesloft_pipeline.defs.webhooks.resources import EventStoreResource
@@ -41,6 +42,7 @@ defs = dg.Definitions(
     sensors=[
         engagement_late_updates_sensor,
         salesloft_webhooks_sensor,
+        dead_run_workers_sensor,
         dg.AutomationConditionSensorDefinition(
             "salesloft_automation",
             target=dg.AssetSelection.all(),
