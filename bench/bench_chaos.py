@@ -53,6 +53,7 @@ from sqlalchemy.engine import make_url
 from throwaway import throwaway_database  # bench/throwaway.py (the script's own folder)
 
 from salesloft_pipeline import reporting
+from salesloft_pipeline.defs.extract.assets import FULL_REFRESH_KEYS, INCREMENTAL_KEYS
 from salesloft_pipeline.webhooks import open_event_store
 from salesloft_pipeline_tests.deployment import (
     IN_FLIGHT, ROOT, Processes, answers, compare_with_truth, descendants, free_port, instance_of, learnt_zone, poll,
@@ -235,12 +236,31 @@ class Soak:
                 os.environ[reporting.VARIABLE] = before
         webhooks = self.acknowledged_webhooks()
         stats = httpx.get(f"{self.sim}/__sim/stats", timeout=30).json()
+        baseline = self.baseline_cost()
+        wasted = sum((stats.get("faults_injected") or {}).values())
         return {
             "reporting_timezone": zone, "runs": len(records), "runs_failed": dict(failed), "runs_in_flight_at_end": stuck,
             **comparison.summary(), "webhooks": webhooks,
             "api": {"requests": stats["requests"], "cost": stats["cost"], "rate_limited": stats["rate_limited"],
-                    "faults_injected": stats.get("faults_injected")},
+                    "faulted_requests": stats.get("faults_injected"), "cost_of_faulted_requests": wasted,
+                    "fault_free_sync_cost": baseline,
+                    "cost_per_fault_free_sync": round(stats["cost"] / baseline, 2) if baseline else None},
         }  # fmt: skip
+
+    def baseline_cost(self) -> int:
+        """The API cost of a fault-free sync of the same data: every stream the soak read, over the
+        same days, into an empty warehouse and a new Dagster instance, against the same (quiet) team."""
+        scratch = self.workdir / "baseline"
+        (scratch / "dagster_home").mkdir(parents=True)
+        env = {**self.env, "DAGSTER_HOME": str(scratch / "dagster_home"),
+               "SALESLOFT_WAREHOUSE_URL": str(scratch / "warehouse.duckdb")}  # fmt: skip
+        before = httpx.get(f"{self.sim}/__sim/stats", timeout=30).json()["cost"]
+        today = datetime.now(timezone.utc).date()
+        materialize = ["dagster", "asset", "materialize", "-m", "salesloft_pipeline.definitions", "--select"]
+        run_cli([*materialize, ",".join(k.to_user_string() for k in INCREMENTAL_KEYS),
+                 "--partition-range", f"{self.first_day}...{today}"], env, timeout=1800)  # fmt: skip
+        run_cli([*materialize, ",".join(k.to_user_string() for k in FULL_REFRESH_KEYS)], env, timeout=1800)
+        return httpx.get(f"{self.sim}/__sim/stats", timeout=30).json()["cost"] - before
 
     def acknowledged_webhooks(self) -> dict[str, int]:
         """Deliveries the endpoint answered 2xx to, against the events it stored and the sensor applied."""

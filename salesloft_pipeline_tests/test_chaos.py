@@ -25,3 +25,4 @@ def test_a_short_chaos_soak_loses_nothing(tmp_path: Path) -> None:
     assert result["runs_in_flight_at_end"] == [], result
     assert result["webhooks"]["acknowledged"] > 0 and result["webhooks"]["acknowledged_not_stored"] == 0, result
     assert result["webhooks"]["unapplied"] == 0, result
+    assert result["api"]["fault_free_sync_cost"] > 0, result
