@@ -5,7 +5,7 @@ code server and run workers), the webhook endpoint, a backfill of every incremen
 the schedules and sensors, while a seeded schedule injects, one after another, in rounds of every
 kind in a random order:
 
-    api_429_storm     other integrations spend the team's budget (real 429s) for a while
+    api_429_storm     other integrations spend most of the team's budget for a while, and 429s come
     api_5xx_burst     a share of API requests answer 500/502/503
     api_resets        a share of API connections are dropped without an answer
     api_truncated     a share of API bodies are cut short (malformed JSON)
@@ -65,7 +65,8 @@ API_FAULTS = {  # POST /__sim/faults settings, held for FAULT_SECONDS
     "api_resets": {"rate": 0.2, "kinds": ["drop"]},
     "api_truncated": {"rate": 0.2, "kinds": ["truncate"]},
     "api_slow": {"rate": 0.05, "kinds": ["slow"], "slow_seconds": 35.0},  # the client waits 30 s
-    "api_429_storm": {"external_spend": 560},  # of the budget of 600 a minute
+    # Other integrations spend most of the budget of 600 a minute, and the next answers are 429s.
+    "api_429_storm": {"external_spend": 560, "next": ["429"] * 10},
 }
 PROCESS_FAULTS = ("kill_run_worker", "kill_endpoint", "kill_daemon")
 FAULT_SECONDS = 20.0
