@@ -1,12 +1,13 @@
 """The engagement models: plain SQL in `sql/marts/`, run for a set of activity days.
 
-Each model file is one SELECT whose rows carry `activity_day`, restricted to
-the days it is built for by two placeholders: `{during_days(column)}` (a
-timestamp column falls in one of those days, dates in the reporting time
-zone) and `{on_days(column)}` (a date column is one of them). Building some days of a model replaces exactly
-those days of `engagement.<model>` in one transaction (DELETE the days,
-INSERT the SELECT), so a rerun never double-counts, a full recompute is
-simply every day, and days scattered over years are built in one pass.
+Each model file is one SELECT whose rows carry `activity_day` (a date in the
+reporting time zone), restricted to the days it is built for by two
+placeholders: `{during_days(column)}` (a timestamp column falls in one of
+those days) and `{on_days(column)}` (a date column is one of them). Building
+some days of a model replaces exactly those days of `engagement.<model>` in
+one transaction (DELETE the days, INSERT the SELECT), so a rerun never
+double-counts, a full recompute is simply every day, and days scattered over
+years are built in one pass.
 
 `engagement.activity_facts` (one row per activity) is built from staging;
 every mart aggregates it. Facts and marts are always built together, in one
