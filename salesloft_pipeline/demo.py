@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import click
 import httpx
 
+from salesloft_pipeline import reporting
 from salesloft_pipeline.warehouse import default_home
 
 ENDPOINT_PATH = "/webhooks/salesloft"
@@ -104,10 +104,6 @@ def zone_in_environment(zone: str) -> Iterator[None]:
             os.environ[VARIABLE] = before
 
 
-def zone_today(zone: str) -> date:
-    return datetime.now(ZoneInfo(zone)).date()
-
-
 def _range_tags(first: date, last: date) -> dict[str, str]:
     from salesloft_pipeline.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
@@ -151,7 +147,7 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
         stack.enter_context(zone_in_environment(result.zone))
         echo(f"SalesLoft simulator at {sim.base_url}; webhook endpoint at {endpoint}{ENDPOINT_PATH}, subscribed")
         echo(f"Engagement days are counted in {result.zone} ({how})")
-        engagement_last = zone_today(result.zone)  # the newest activity day
+        engagement_last = reporting.today(result.zone)  # the newest activity day
 
         instance = stack.enter_context(dg.DagsterInstance.ephemeral())
         resources = {
@@ -367,7 +363,7 @@ def run_with_ui(plan: DemoPlan, port: int) -> None:
         materialize("--select", ",".join(f"staging/{s.name}" for s in STREAMS))
         click.echo("- engagement metrics")
         materialize("--select", ",".join(k.to_user_string() for k in ENGAGEMENT_KEYS),
-                    "--partition-range", f"{first}...{zone_today(zone)}")
+                    "--partition-range", f"{first}...{reporting.today(zone)}")
         click.echo("Backfill done. The schedules keep the data fresh and the webhook sensor applies changes.")
         while all(p.poll() is None for p in processes):
             time.sleep(1)

@@ -21,6 +21,7 @@ import functools
 import json
 import logging
 import os
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,6 +55,11 @@ def reporting_timezone() -> str:
     if value:
         return validated(value)
     return team_timezone()
+
+
+def today(zone: str | None = None) -> date:
+    """Today in `zone`, by default the reporting time zone (the engagement partitions' newest day)."""
+    return datetime.now(ZoneInfo(zone or reporting_timezone())).date()
 
 
 def learnt_path() -> Path:

@@ -242,12 +242,11 @@ def engagement_differences(url: str, first_day: date, last_day: date, scratch: P
     """Engagement models whose tables differ from a fresh build of every day from the same staging
     (built in this process's reporting zone: set SALESLOFT_REPORTING_TIMEZONE to the deployment's)."""
     wh = open_warehouse(url)
+    ours = {m: sorted(map(repr, wh.query(f"SELECT * FROM engagement.{m}"))) for m in models.MODELS}
     if url.startswith("postgresql"):
-        ours = {m: sorted(map(repr, wh.query(f"SELECT * FROM engagement.{m}"))) for m in models.MODELS}
         models.build(wh, models.MODELS, first_day, last_day, rebuild=True)
         rebuilt = wh
     else:
-        ours = {m: sorted(map(repr, wh.query(f"SELECT * FROM engagement.{m}"))) for m in models.MODELS}
         fresh = scratch / "fresh.duckdb"
         shutil.copy(url, fresh)
         rebuilt = open_warehouse(str(fresh))

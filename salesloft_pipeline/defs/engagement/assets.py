@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from salesloft_pipeline.reporting import reporting_timezone
+from salesloft_pipeline import reporting
 from salesloft_pipeline.salesloft import BY_NAME
 from salesloft_pipeline.warehouse import Warehouse
 
@@ -72,7 +72,7 @@ def trend_markdown(rows: list[tuple[date, int, float | None, float | None]]) -> 
     if not rows:
         return "No activity in the last weeks."
     lines = [
-        f"**Last {len(rows)} activity days** ({rows[0][0]} to {rows[-1][0]}, {reporting_timezone()};"
+        f"**Last {len(rows)} activity days** ({rows[0][0]} to {rows[-1][0]}, {reporting.reporting_timezone()};"
         " oldest on the left)",
         "",
         "| metric | trend | latest |",
@@ -156,7 +156,7 @@ def engagement_models(context: dg.AssetExecutionContext, config: EngagementConfi
         raise failure
     rebuild = config.rebuild or models.built_with_other_settings(wh)
     if rebuild:  # every day, so that no day of the old models or settings (a zone) survives
-        first, last = ENGAGEMENT_DAILY.start.date(), max(last, models.today())
+        first, last = ENGAGEMENT_DAILY.start.date(), max(last, reporting.today())
         context.log.info(f"rebuilding every day {first}..{last}: " + (
             "asked to" if config.rebuild else "the models or their settings changed since the tables were built"))
     models.build(wh, models.MODELS, first, last, rebuild=rebuild)

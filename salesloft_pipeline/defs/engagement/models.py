@@ -263,11 +263,6 @@ def built_with_other_settings(wh: Warehouse) -> bool:
     return wh.query("SELECT fingerprint FROM engagement._builds WHERE name = 'models'") != [(fingerprint(),)]
 
 
-def today() -> date:
-    """Today in the reporting time zone (the engagement partitions' newest day)."""
-    return datetime.now(ZoneInfo(reporting_timezone())).date()
-
-
 def table_exists(wh: Warehouse, name: str) -> bool:
     return name in wh.tables("engagement")
 

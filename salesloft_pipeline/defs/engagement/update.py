@@ -11,6 +11,7 @@ from datetime import date
 
 import dagster as dg
 
+from salesloft_pipeline import reporting
 from salesloft_pipeline.warehouse import Warehouse
 
 from ..partitions import ENGAGEMENT_DAILY
@@ -36,7 +37,7 @@ def update_changed_days(context: dg.OpExecutionContext, warehouse: WarehouseReso
         context.log.info(f"nothing to update yet: {failure.description}")
         return
     # The partitions hold today's day (end_offset=1), in the reporting zone.
-    update = changes.update_changed_days(wh, ENGAGEMENT_DAILY.start.date(), models.today())
+    update = changes.update_changed_days(wh, ENGAGEMENT_DAILY.start.date(), reporting.today())
     how = (
         "the models changed: every day rebuilt" if update.rebuilt_models
         else "every day compared" if update.exhaustive
