@@ -1,4 +1,4 @@
-"""The simulator's data: generated history (generator.py) and live activity (activity.py)."""
+"""The simulator's data: generated history (generator/) and live activity (activity.py)."""
 
 from __future__ import annotations
 

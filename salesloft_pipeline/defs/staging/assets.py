@@ -2,7 +2,9 @@
 
 Each model is the shared `sql/staging/_latest_version.sql` for the stream,
 with the columns listed in `sql/staging/<stream>.sql` added where that file
-exists (typed fields the marts read, pulled out of `record`). Staging is
+exists (typed fields the marts read, pulled out of `record`), and for people,
+accounts and opportunities a column per custom field (custom_fields.py),
+which is why those also depend on the `custom_fields` stream. Staging is
 requested whenever its raw table was materialized (declarative automation)
 and merges the ids whose raw versions changed (build.py); when none did, it
 does nothing and records no materialization, so nothing downstream reruns.
@@ -10,11 +12,12 @@ does nothing and records no materialization, so nothing downstream reruns.
 
 import dagster as dg
 
-from salesloft_pipeline.salesloft import STREAMS, Stream
+from salesloft_pipeline.salesloft import BY_NAME, STREAMS, Stream
 
 from ..extract.assets import raw_asset_key
 from ..extract.tables import raw_table
 from ..resources import WarehouseResource
+from . import custom_fields
 from .build import build_staging
 
 # Eager, with two differences. No `any_deps_missing`: a raw table partitioned
@@ -46,7 +49,9 @@ def build_staging_asset(stream: Stream) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=staging_asset_key(stream),
-        deps=[raw_asset_key(stream)],
+        deps=[raw_asset_key(stream)] + (
+            [raw_asset_key(BY_NAME["custom_fields"])] if stream.name in custom_fields.FIELD_TYPES else []
+        ),
         group_name="staging",
         description=f"One row per live `{stream.name}` record, its latest version (`staging.{stream.name}`).",
         kinds={"sql", "table"},

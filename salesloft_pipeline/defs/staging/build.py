@@ -13,6 +13,9 @@ its model changed (the SQL files, or the raw table's columns: a fingerprint of
 both is kept in `staging._builds`), when `force` is asked, or when so many ids
 changed (a backfill) that rebuilding is cheaper than merging.
 
+People, accounts and opportunities get a column per custom field
+(custom_fields.py); the columns are part of the SQL and so of the fingerprint.
+
 Streams the engagement metrics read pass the ids a build changed on, queued
 in `staging._changes` (`*` after a full rebuild: anything may have changed),
 so the metrics recompute the activity days those ids touch and no others.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +35,7 @@ from salesloft_pipeline.warehouse import Warehouse
 from salesloft_pipeline.warehouse.tables import column_names
 
 from ..extract.tables import raw_table
+from . import custom_fields
 
 SQL_DIR = Path(os.environ.get("SALESLOFT_SQL_DIR") or Path(__file__).resolve().parents[3] / "sql")
 
@@ -54,18 +59,31 @@ STAGING_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-def staging_select(stream: Stream, ids: str = "") -> str:
-    """The SELECT of the stream's staging rows: the shared latest-version SQL plus the
-    stream's own columns; `ids`, a WHERE clause on raw, restricts it to some ids."""
+def _own_columns(stream: Stream) -> str:
     own = SQL_DIR / "staging" / f"{stream.name}.sql"
-    columns = ",\n" + own.read_text() if own.exists() else ""
+    return own.read_text() if own.exists() else ""
+
+
+def staging_select(stream: Stream, ids: str = "", custom: str = "") -> str:
+    """The SELECT of the stream's staging rows: the shared latest-version SQL plus the
+    stream's own columns and its `custom` field columns (custom_fields.select_sql);
+    `ids`, a WHERE clause on raw, restricts it to some ids."""
+    own = _own_columns(stream)
+    columns = (",\n" + own if own else "") + custom
     template = (SQL_DIR / "staging" / "_latest_version.sql").read_text()
     return template.replace("{columns}", columns).replace("{stream}", stream.name).replace("{ids}", ids)
 
 
-def fingerprint(stream: Stream) -> str:
+def builtin_columns(stream: Stream) -> set[str]:
+    """The staging table's columns before custom fields: raw's and those its own SQL adds
+    (every word after an AS, which takes a type name or two more than needed)."""
+    aliases = re.findall(r"\bAS\s+(\w+)", _own_columns(stream), flags=re.IGNORECASE)
+    return {*column_names(raw_table(stream)), *(a.lower() for a in aliases)}
+
+
+def fingerprint(stream: Stream, custom: str = "") -> str:
     """What the table's rows are made from: its SQL and the raw table's columns."""
-    model = staging_select(stream) + "\n" + ",".join(column_names(raw_table(stream)))
+    model = staging_select(stream, custom=custom) + "\n" + ",".join(column_names(raw_table(stream)))
     return hashlib.sha256(model.encode()).hexdigest()[:32]
 
 
@@ -101,7 +119,9 @@ def build_staging(wh: Warehouse, stream: Stream, force: bool = False) -> Staging
         [(pending,)] = conn.execute(
             f"SELECT count(DISTINCT id) FROM raw._changes WHERE stream = {p}", [name]
         ).fetchall()
-        current = fingerprint(stream)
+        observed_all = not exists or force
+        custom = _custom_columns(wh, conn, stream, everything=observed_all)
+        current = fingerprint(stream, custom)
         reason = (
             "first build" if not exists
             else "forced" if force
@@ -110,25 +130,36 @@ def build_staging(wh: Warehouse, stream: Stream, force: bool = False) -> Staging
             else None
         )
         if reason is not None:
-            _rebuild(wh, conn, stream, current)
+            if not observed_all:  # a rebuild's columns are those of all of raw, as a first build's
+                custom = _custom_columns(wh, conn, stream, everything=True)
+            _rebuild(wh, conn, stream, fingerprint(stream, custom), custom)
             return StagingBuild(name, "full", 0, reason)
         if pending == 0:
             return StagingBuild(name, "unchanged", 0, "no raw version changed")
-        _merge(wh, conn, stream)
+        _merge(wh, conn, stream, custom)
         return StagingBuild(name, "merged", pending, f"{pending} changed ids merged")
+
+
+def _custom_columns(wh: Warehouse, conn: Any, stream: Stream, everything: bool) -> str:
+    """The custom field columns' SQL for the stream ("" for a stream without custom fields),
+    after observing the keys of the records about to be built."""
+    if stream.name not in custom_fields.FIELD_TYPES:
+        return ""
+    custom_fields.observe(wh, conn, stream.name, everything)
+    return custom_fields.select_sql(wh, custom_fields.columns(wh, conn, stream.name, builtin_columns(stream)))
 
 
 def _rows(conn: Any, table: str) -> int:
     return conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
-def _rebuild(wh: Warehouse, conn: Any, stream: Stream, current: str) -> None:
+def _rebuild(wh: Warehouse, conn: Any, stream: Stream, current: str, custom: str) -> None:
     name, p = stream.name, wh.PARAM
     # Every change queued so far is in the raw rows this build reads.
     conn.execute(f"DELETE FROM raw._changes WHERE stream = {p}", [name])
     conn.execute(
         f"DROP TABLE IF EXISTS staging.{name};\n"
-        f"CREATE TABLE staging.{name} AS\n{staging_select(stream)};\n" + staging_indexes_sql(wh, name)
+        f"CREATE TABLE staging.{name} AS\n{staging_select(stream, custom=custom)};\n" + staging_indexes_sql(wh, name)
     )
     conn.execute(f"DELETE FROM staging._builds WHERE stream = {p}", [name])
     conn.execute(f"INSERT INTO staging._builds VALUES ({p}, {p}, current_timestamp)", [name, current])
@@ -136,7 +167,7 @@ def _rebuild(wh: Warehouse, conn: Any, stream: Stream, current: str) -> None:
         conn.execute(f"INSERT INTO staging._changes VALUES ({p}, {p})", [name, EVERYTHING])
 
 
-def _merge(wh: Warehouse, conn: Any, stream: Stream) -> None:
+def _merge(wh: Warehouse, conn: Any, stream: Stream, custom: str) -> None:
     name, p = stream.name, wh.PARAM
     text, id_type = wh.TYPES["text"], wh.TYPES[raw_table(stream).id_type]
     wh.temp_table(
@@ -151,5 +182,5 @@ def _merge(wh: Warehouse, conn: Any, stream: Stream) -> None:
         conn.execute(f"INSERT INTO staging._changes SELECT {p}, CAST(id AS {text}) FROM _claimed", [name])
     conn.execute(f"DELETE FROM staging.{name} WHERE id IN (SELECT id FROM _claimed)")
     conn.execute(
-        f"INSERT INTO staging.{name}\n{staging_select(stream, 'WHERE id IN (SELECT id FROM _claimed)')}"
+        f"INSERT INTO staging.{name}\n{staging_select(stream, 'WHERE id IN (SELECT id FROM _claimed)', custom)}"
     )
