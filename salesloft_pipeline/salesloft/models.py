@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -191,6 +191,54 @@ class Meeting(Record):
     step: Reference | None = None
     booked_by_user: Reference | None = None
     event_source: str | None = None
+
+
+class Opportunity(Record):
+    name: str | None = None
+    # Strings in SalesLoft's answers ("5000.00", "50"); kept as sent, typed in staging.
+    amount: str | float | None = None
+    probability: str | float | None = None
+    stage_name: str | None = None
+    is_closed: bool | None = None
+    is_won: bool | None = None
+    # When the CRM opened and (expects to) close it; created_at is when SalesLoft first saw it.
+    created_date: Timestamp | None = None
+    close_date: Timestamp | None = None
+    custom_fields: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    owner: Reference | None = None
+    creator: Reference | None = None
+    account: Reference | None = None
+    most_recent_cadence: Reference | None = None
+    most_recent_step: Reference | None = None
+
+
+class Conversation(Record):
+    """A Conversation Intelligence recording's metadata; its id and its references' ids are strings."""
+
+    title: str | None = None
+    duration: int | float | None = None  # milliseconds
+    platform: str | None = None
+    person: Reference | None = None
+    account: Reference | None = None
+
+
+class Transcription(Record):
+    language_code: str | None = None
+    conversation: Reference | None = None
+
+
+class AccountType(Record):
+    """Account types have no id: the name is the key, and is stored as `id` too."""
+
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_is_the_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "id" not in data and data.get("name") is not None:
+            return {**data, "id": data["name"]}
+        return data
 
 
 def dump_record(record: SalesloftModel) -> dict[str, Any]:

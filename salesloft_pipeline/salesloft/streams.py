@@ -34,6 +34,8 @@ class Stream:
 
 
 FULL = None  # cursor of a full-refresh stream
+# Conversation Intelligence's scope: conversations and their transcriptions.
+CONVERSATIONS_SCOPE = "conversations:read"
 
 STREAMS: tuple[Stream, ...] = (
     Stream("users", "users", FULL, models.User),
@@ -74,6 +76,31 @@ STREAMS: tuple[Stream, ...] = (
     Stream("email_template_attachments", "email_template_attachments", FULL),
     Stream("team_template_attachments", "team_template_attachments", FULL),
     Stream("searches", "meetings/settings/searches", FULL),
+    # Revenue: what engagement finally leads to.
+    Stream("opportunities", "opportunities", model=models.Opportunity),
+    Stream("opportunity_people", "opportunity_people"),  # person_id, opportunity_id as plain ints
+    Stream("opportunity_stages", "opportunity_stages"),
+    # One row per thing that happened to a person, account or opportunity; ids like "sent_email-722488662".
+    Stream("activity_histories", "activity_histories"),
+    Stream("calendar_events", "calendar/events", FULL),  # filters on start/end time only
+    # Conversation Intelligence (an add-on): the recordings' metadata and their transcriptions.
+    Stream("conversations", "conversations", model=models.Conversation, required_scope=CONVERSATIONS_SCOPE),
+    Stream("transcriptions", "transcriptions", model=models.Transcription, required_scope=CONVERSATIONS_SCOPE),
+    Stream("tags", "tags", FULL),
+    Stream("saved_list_views", "saved_list_views", FULL),
+    Stream("custom_roles", "custom_roles", FULL),
+    Stream("account_types", "account_types", FULL, models.AccountType),  # no id: keyed by name
+    Stream("account_team_member_roles", "account_team_member_roles", FULL),
+    Stream("crm_activity_fields", "crm_activity_fields", FULL),
+    Stream("crm_account_team_members", "crm_account_team_members", FULL),
+    Stream("call_instructions", "action_details/call_instructions", FULL),
+    Stream("pending_emails", "pending_emails", FULL),
+    Stream("audit_reports", "audit_reports", FULL),  # report requests, with a download link each
+    Stream("external_configurations", "external/configurations", FULL),
+    Stream("external_mappings", "external/mappings", FULL),
+    Stream("webhook_subscriptions", "webhook_subscriptions", FULL),  # one unpaged list
+    Stream("signals_registrations", "integrations/signals/registrations", FULL),
+    Stream("registrations_plays", "integrations/signals/registrations/plays", FULL),
 )
 
 BY_NAME: dict[str, Stream] = {stream.name: stream for stream in STREAMS}

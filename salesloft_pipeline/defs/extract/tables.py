@@ -11,9 +11,15 @@ from salesloft_pipeline.salesloft import STREAMS, Reference, Stream
 from salesloft_pipeline.warehouse import Column, RawTable
 
 # References whose ids SalesLoft sends as strings (user guids, role names, template UUIDs).
-TEXT_REFERENCES = {("meetings", "booked_by_user"), ("users", "role"), ("team_template_attachments", "team_template")}
+TEXT_REFERENCES = {
+    ("meetings", "booked_by_user"), ("users", "role"), ("team_template_attachments", "team_template"),
+    ("conversations", "person"), ("conversations", "account"), ("transcriptions", "conversation"),
+}
 # Streams whose own ids are strings.
-TEXT_IDS = {"team_templates"}
+TEXT_IDS = {
+    "team_templates", "activity_histories", "calendar_events", "conversations", "transcriptions", "custom_roles",
+    "account_types",
+}
 
 
 def _kinds(annotation: object) -> set[object]:

@@ -56,6 +56,10 @@ STAGING_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "cadence_memberships": (("added_at",), ("person_id", "cadence_id")),
     "meetings": (("created_at",), ("booked_by_user_id",)),
     "successes": (("succeeded_at",),),
+    # Pipeline attribution: an opportunity's people, linked or by account.
+    "opportunities": (("account_id",),),
+    "opportunity_people": (("opportunity_id",), ("person_id",)),
+    "people": (("account_id",),),
 }
 
 
