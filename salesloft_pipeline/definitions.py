@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from salesloft_pipeline.defs.engagement.assets import ENGAGEMENT_ASSETS, engagement_job
+from salesloft_pipeline.defs.engagement.attribution import cadence_pipeline
 from salesloft_pipeline.defs.engagement.checks import ENGAGEMENT_CHECKS
 from salesloft_pipeline.defs.engagement.sensors import engagement_late_updates_sensor
 from salesloft_pipeline.defs.engagement.update import engagement_update_job
@@ -35,7 +36,7 @@ def _env(name: str) -> dg.EnvVar | None:
 
 
 defs = dg.Definitions(
-    assets=[*EXTRACT_ASSETS, *STAGING_ASSETS, *ENGAGEMENT_ASSETS, *WRITEBACK_ASSETS],
+    assets=[*EXTRACT_ASSETS, *STAGING_ASSETS, *ENGAGEMENT_ASSETS, cadence_pipeline, *WRITEBACK_ASSETS],
     asset_checks=[*EXTRACT_CHECKS, *ENGAGEMENT_CHECKS],
     jobs=[incremental_job, full_refresh_job, engagement_job, engagement_update_job, webhook_apply_job, writeback_job],
     schedules=[salesloft_incremental_schedule, salesloft_lookback_schedule, full_refresh_schedule],
@@ -52,7 +53,7 @@ defs = dg.Definitions(
     ],
     # A run's steps one after the other in the run's process: the steps that
     # call SalesLoft queue on one pool slot anyway, DuckDB takes one writer at a
-    # time, and a process a step costs seconds for each of 31 streams.
+    # time, and a process a step costs seconds for each of 53 streams.
     executor=dg.in_process_executor,
     resources={
         # Secrets come from the environment at run time and never enter run config.

@@ -37,6 +37,9 @@ from salesloft_pipeline.warehouse import default_home
 
 ENDPOINT_PATH = "/webhooks/salesloft"
 REPOSITORY = Path(__file__).resolve().parents[1]
+# The simulated team's key has Conversation Intelligence, so the demo shows conversations
+# (email contents stay ungranted, as on most keys).
+SIMULATED_SCOPES = frozenset({"conversations:read"})
 
 
 @dataclass
@@ -68,6 +71,8 @@ class DemoResult:
     webhook_events: int = 0
     webhook_record: str = ""
     metrics: list[tuple[Any, ...]] = field(default_factory=list)
+    pipeline: tuple[int, float, float] = (0, 0.0, 0.0)  # last touch: opportunities, amount, won amount
+    attribution_days: int = 30
     zone: str = "UTC"  # the reporting time zone the metrics' days are in
 
 
@@ -116,6 +121,7 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
     import dagster as dg
 
     from salesloft_pipeline.defs.engagement.assets import ENGAGEMENT_ASSETS
+    from salesloft_pipeline.defs.engagement.attribution import attribution_days, cadence_pipeline
     from salesloft_pipeline.defs.engagement.update import engagement_update_job
     from salesloft_pipeline.defs.extract.assets import EXTRACT_ASSETS
     from salesloft_pipeline.defs.resources import SalesloftResource, WarehouseResource
@@ -134,7 +140,10 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
     prepare_home(plan)
     first, last = plan.day_range()
     secret = secrets.token_hex(16)
-    config = SimulatorConfig(seed=plan.seed, people=plan.people, days=plan.days, webhook_retry_seconds=1.0)
+    config = SimulatorConfig(
+        seed=plan.seed, people=plan.people, days=plan.days, webhook_retry_seconds=1.0,
+        privileged_scopes=SIMULATED_SCOPES,
+    )
     echo(f"Simulating a SalesLoft team: {plan.people} people, {plan.days} days of history (seed {plan.seed})")
     result = DemoResult()
     with ExitStack() as stack:
@@ -161,7 +170,7 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
             if not outcome.success:
                 raise click.ClickException("a demo run failed; see the Dagster log above")
 
-        readable = [s for s in STREAMS if s.required_scope is None]
+        readable = [s for s in STREAMS if s.required_scope in (None, *SIMULATED_SCOPES)]
         incremental = {s.name for s in readable if s.incremental}
         by_name = {a.key.path[-1]: a for a in EXTRACT_ASSETS}
         echo(f"Backfilling {len(incremental)} incremental streams for {first}..{last}, day by day")
@@ -180,6 +189,7 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
         materialize([by_name[s.name] for s in readable if not s.incremental])
         materialize(STAGING_ASSETS)
         materialize(ENGAGEMENT_ASSETS, tags=_range_tags(first, engagement_last))
+        materialize([cadence_pipeline])
 
         echo("Webhook round trip: an hour of activity in SalesLoft, delivered, applied by the sensor's run")
         before = store.last_seq() if store.exists() else 0
@@ -217,6 +227,12 @@ def run_headless(plan: DemoPlan, echo: Any = click.echo) -> DemoResult:
             " FROM engagement.daily_engagement WHERE activity_day > ? ORDER BY activity_day",
             [engagement_last - timedelta(days=7)],
         )
+        [(opportunities, amount, won)] = wh.query(
+            "SELECT COALESCE(sum(opportunities), 0), COALESCE(sum(pipeline_amount), 0), COALESCE(sum(won_amount), 0)"
+            " FROM engagement.cadence_pipeline WHERE attribution = 'last_touch'"
+        )
+        result.pipeline = (int(opportunities), float(amount), float(won))
+        result.attribution_days = attribution_days()
     return result
 
 
@@ -234,6 +250,8 @@ def summary(result: DemoResult) -> str:
         f"SalesLoft API: {result.api_requests:,} requests, cost {result.api_cost:,}, 429s {result.rate_limited}",
         f"Webhooks: {result.webhook_events} events stored and applied"
         + (f"; latest: {result.webhook_record}" if result.webhook_record else ""),
+        f"Pipeline the cadences touched (last touch, {result.attribution_days} days): {result.pipeline[0]:,}"
+        f" opportunities, {result.pipeline[1]:,.2f} amount, {result.pipeline[2]:,.2f} won",
         "",
         f"Last 7 days ({result.zone}):",
         "  day         emails  delivered  reply rate  calls  connect rate  meetings",
@@ -364,6 +382,8 @@ def run_with_ui(plan: DemoPlan, port: int) -> None:
         click.echo("- engagement metrics")
         materialize("--select", ",".join(k.to_user_string() for k in ENGAGEMENT_KEYS),
                     "--partition-range", f"{first}...{reporting.today(zone)}")
+        click.echo("- pipeline attribution")
+        materialize("--select", "engagement/cadence_pipeline")
         click.echo("Backfill done. The schedules keep the data fresh and the webhook sensor applies changes.")
         while all(p.poll() is None for p in processes):
             time.sleep(1)

@@ -43,6 +43,7 @@ def test_headless_demo_on_a_clean_clone_matches_its_warehouse(tmp_path: Path) ->
         for name, raw, staged in re.findall(r"^  (\w+)\s+([\d,]+)\s+([\d,]+)$", out, re.MULTILINE)
     }
     assert {"people", "emails", "calls", "cadence_memberships", "users"} <= set(table_rows)
+    assert {"opportunities", "opportunity_people", "conversations", "transcriptions", "tags"} <= set(table_rows)
     for name, (raw, staged) in table_rows.items():
         assert wh.query(f"SELECT count(*) FROM raw.{name}") == [(raw,)], name
         assert wh.query(f"SELECT count(*) FROM staging.{name}") == [(staged,)], name
@@ -53,6 +54,13 @@ def test_headless_demo_on_a_clean_clone_matches_its_warehouse(tmp_path: Path) ->
     assert webhooks and int(webhooks.group(1)) > 0
     [(from_webhooks,)] = wh.query("SELECT count(*) FROM raw.people WHERE _source = 'webhook'")
     assert from_webhooks > 0
+
+    pipeline = re.search(r"Pipeline the cadences touched \(last touch, 30 days\): ([\d,]+) opportunities, ([\d,.]+) amount", out)
+    assert pipeline and int(pipeline.group(1).replace(",", "")) > 0
+    [(opportunities, amount)] = wh.query(
+        "SELECT sum(opportunities), sum(pipeline_amount) FROM engagement.cadence_pipeline WHERE attribution = 'last_touch'"
+    )
+    assert (opportunities, f"{amount:,.2f}") == (int(pipeline.group(1).replace(",", "")), pipeline.group(2))
 
     # Days in the simulated team's zone, the one its key's user has (SalesLoft's /v2/me).
     assert "Engagement days are counted in US/Eastern (time_zone of /v2/me user" in out
