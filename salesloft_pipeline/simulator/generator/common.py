@@ -6,7 +6,9 @@ email subjects (templates, emails and CRM activities all show them), the
 fields of newer SalesLoft features that some records of every big stream
 carry, and `HistoryBase`: the state every family's mixin works on (the one
 random stream, the window, the id counters) and the draws they all use
-(`moment`, `later`, the bulk-edit bursts).
+(`moment`, `later`, the bulk-edit bursts). Families added after the first
+ones draw from a random stream of their own (`family_rng`), so adding them
+changed nothing the others generate.
 """
 
 from __future__ import annotations
@@ -57,6 +59,23 @@ ID_BASE = {
     "email_template_attachments": 255_134,
     "team_template_attachments": 4_825,
     "searches": 4_002,
+    "opportunities": 2_310_000,
+    "opportunity_people": 4_820_000,
+    "opportunity_stages": 7_401,
+    "tags": 1_870_000,
+    "saved_list_views": 61_200,
+    "account_team_member_roles": 1_234,
+    "crm_activity_fields": 20_530,
+    "crm_account_team_members": 880_000,
+    "pending_emails": 30_100,
+    "mime_email_payloads": 610_000,
+    "audit_reports": 2_070,
+    "external_configurations": 612,
+    "external_mappings": 9_150_000,
+    "webhook_subscriptions": 18_420,
+    "integrations": 88,
+    "signals_registrations": 310,
+    "registrations_plays": 1_045,
 }
 MAILING_ID_BASE = 3_124_000
 TEAM_ID = 104_779
@@ -132,6 +151,20 @@ def uuid_from(rng: random.Random) -> str:
     return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{digits[16:20]}-{digits[20:]}"
 
 
+def stable_hash(*key: Any) -> int:
+    """A 64-bit number from the key, the same in every run (FNV-1a; Python's hash() of text is not)."""
+    h = 1469598103934665603
+    for byte in repr(key).encode():
+        h = ((h ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def crm_id(prefix: str, *key: Any) -> str:
+    """A Salesforce-style 18-character id ("001" accounts, "003" contacts, "006" opportunities,
+    "01M" account team members): the same for the same key in every family."""
+    return prefix + "%015X" % (stable_hash(prefix, *key) & ((1 << 60) - 1))
+
+
 def weighted_table(values, weights) -> list:
     """Each value repeated by its weight: `table[int(random() * len(table))]` draws one fast."""
     return [value for value, weight in zip(values, weights) for _ in range(weight)]
@@ -195,6 +228,7 @@ class HistoryBase:
 
     def __init__(self, store: Store, config: SimulatorConfig) -> None:
         self.store = store
+        self.config = config
         self.rng = random.Random(f"salesloft-history:{config.seed}:{config.people}:{config.days}")
         self.people_n = max(1, config.people)
         self.days = max(1, config.days)
@@ -202,6 +236,12 @@ class HistoryBase:
         self.start = self.end - self.days * DAY_US
         self.fmt = CLOCK.format
         self.next_ids = dict(ID_BASE)
+
+    def family_rng(self, family: str) -> random.Random:
+        """The random stream of a family added later (revenue, conversations, ...): its own, so
+        the draws of the first families, and their records, stay what they were."""
+        config = self.config
+        return random.Random(f"salesloft-history:{config.seed}:{config.people}:{config.days}:{family}")
 
     def new_id(self, stream: str) -> int:
         self.next_ids[stream] += 1
@@ -212,18 +252,18 @@ class HistoryBase:
         self.next_ids[stream] += count
         return list(range(first, first + count))
 
-    def moment(self, lo: int, hi: int) -> int:
-        """A random instant in [lo, hi], weighted to business hours."""
-        rng = self.rng
+    def moment(self, lo: int, hi: int, rng: random.Random | None = None) -> int:
+        """A random instant in [lo, hi], weighted to business hours (drawn from `rng`, else the history's)."""
+        rng = rng or self.rng
         span = max(1, hi - lo)
         while True:
             t = lo + int(rng.random() * span)
             if rng.random() < _HOUR_WEIGHT[(t // HOUR_US) % 24]:
                 return t
 
-    def later(self, t: int, most_us: int) -> int:
+    def later(self, t: int, most_us: int, rng: random.Random | None = None) -> int:
         """A random instant after t, at most most_us later, never after the anchor."""
-        return min(self.end, t + 1 + int(self.rng.random() * most_us))
+        return min(self.end, t + 1 + int((rng or self.rng).random() * most_us))
 
     # -- bulk edits (memberships and people both get them) ---------------
     def burst_times(self) -> list[int]:
