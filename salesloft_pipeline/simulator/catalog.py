@@ -20,6 +20,18 @@ class SimStream:
     default_sort: tuple[str, str] = ("updated_at", "DESC")
     has_paging_metadata: bool = True
     pages_only_with_page_param: bool = False
+    # Sort keys the list takes beyond updated_at, created_at and id (SORT_KEYS).
+    sort_keys: tuple[str, ...] = ()
+    # The field that identifies a record: account types have no id, only a name.
+    key: str = "id"
+    # A scope the API key needs beyond the default ones, for the list and its records.
+    scope: str | None = None
+    # False: one answer holds the whole list, whatever `page` says (it costs 1).
+    paged: bool = True
+
+
+# sort_by values every list takes.
+SORT_KEYS: tuple[str, ...] = ("updated_at", "created_at", "id")
 
 
 def _events(prefix: str, *kinds: str) -> dict[str, str]:

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from salesloft_pipeline.serving import serve_in_thread
 
 from .activity import Activity, make_ties
-from .catalog import BY_NAME, BY_PATH, SimStream
+from .catalog import BY_NAME, BY_PATH, SORT_KEYS, SimStream
 from .config import SimulatorConfig
 from .faults import Faults, FaultSettings
 from .generator import email_subject, populate
@@ -38,7 +38,6 @@ from .webhooks import Webhooks
 from .writes import Refused, Writes
 
 JSON = "application/json; charset=utf-8"
-SORT_KEYS = ("updated_at", "created_at", "id")
 SUBJECT_SCOPE = "email_contents:read"
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 25
@@ -265,8 +264,8 @@ class Simulator:
         return response
 
     def _cost(self, request: Request, path: str) -> int:
-        """A list request costs by page depth; everything else costs 1."""
-        if path in BY_PATH and request.method == "GET":
+        """A list request costs by page depth; everything else (an unpaged list too) costs 1."""
+        if path in BY_PATH and BY_PATH[path].paged and request.method == "GET":
             page = _integer(request.query_params, "page", 1)
             self.stats.deepest_page = max(self.stats.deepest_page, page)
             return page_cost(max(page, 1))
@@ -285,14 +284,21 @@ class Simulator:
         if stream is None:
             head, _, tail = path.rpartition("/")
             stream, record_id = BY_PATH.get(head), tail
-        if stream is None:
-            raise RequestError(404, {"error": "Not Found"})
+        if stream is None or (record_id is not None and stream.key != "id"):
+            raise RequestError(404, {"error": "Not Found"})  # records without an id have no address
         self.stats.by_stream[stream.name] += 1
         if request.method != "GET":
             raise RequestError(405, {"error": "Method Not Allowed"})
+        self._check_scope(stream)
         if record_id is None:
             return self._list(request, stream, headers)
         return self._record(request, stream, record_id, headers)
+
+    def _check_scope(self, stream: SimStream) -> None:
+        """A stream with its own scope (conversations, transcriptions) answers 403 to a key without it."""
+        if stream.scope is not None and stream.scope not in self.config.privileged_scopes:
+            # SalesLoft does not document its words for this refusal: these name the scope.
+            raise RequestError(403, {"error": f"Forbidden: the API key lacks the {stream.scope} scope"})
 
     async def _write(self, request: Request, endpoint: str, path: str, headers: dict[str, str]) -> Response:
         """People, cadence memberships and bulk jobs (writes.py); counted in /__sim/stats."""
@@ -305,13 +311,17 @@ class Simulator:
                 self.stats.writes_refused[endpoint] += 1
             raise RequestError(error.status, error.payload) from None
 
-    def _me(self, request: Request, headers: dict[str, str]) -> Response:
-        if request.method != "GET":
-            raise RequestError(405, {"error": "Method Not Allowed"})
+    def _me_record(self) -> dict[str, Any] | None:
+        """The key's user (the team's first)."""
         with self.store.lock:
             users = self.store.table("users")
             first = min(users.ids(), default=None)
-            record = users.get(first) if first is not None else None
+            return users.get(first) if first is not None else None
+
+    def _me(self, request: Request, headers: dict[str, str]) -> Response:
+        if request.method != "GET":
+            raise RequestError(405, {"error": "Method Not Allowed"})
+        record = self._me_record()
         if record is None:
             raise RequestError(404, {"error": "Not Found"})
         return json_response(200, {"data": record}, headers)
@@ -351,8 +361,9 @@ class Simulator:
         page = max(1, _integer(params, "page", 1))
         per_page = min(MAX_PER_PAGE, max(1, _integer(params, "per_page", DEFAULT_PER_PAGE)))
         sort_by = params.get("sort_by") or stream.default_sort[0]
-        if sort_by not in SORT_KEYS:
-            raise invalid("sort_by", f"must be one of: {', '.join(SORT_KEYS)}")
+        sort_keys = SORT_KEYS + stream.sort_keys
+        if sort_by not in sort_keys:
+            raise invalid("sort_by", f"must be one of: {', '.join(sort_keys)}")
         direction = (params.get("sort_direction") or stream.default_sort[1]).upper()
         if direction not in ("ASC", "DESC"):
             raise invalid("sort_direction", "must be one of: ASC, DESC")
@@ -489,7 +500,8 @@ class Simulator:
         if full:
             body = b'{"stream":' + orjson.dumps(name) + b',"records":[' + b",".join(blobs) + b"],"
         else:
-            slim = [{"id": r["id"], "updated_at": r.get("updated_at")} for r in map(orjson.loads, blobs)]
+            # "id" is the store's key: the name for account types, which have no id.
+            slim = [{"id": r[table.key], "updated_at": r.get("updated_at")} for r in map(orjson.loads, blobs)]
             body = b'{"stream":' + orjson.dumps(name) + b',"records":' + orjson.dumps(slim) + b","
         body += b'"deleted":' + orjson.dumps(deleted) + b"}"
         return Response(body, media_type=JSON)

@@ -4,6 +4,9 @@ Records are stored as orjson bytes (a list page is then a join of bytes, which
 keeps the server fast and its memory small) with a sorted index on
 (`updated_at` as UTC microseconds, id). Other sort orders are built on first
 use and dropped when the table changes.
+
+A record is identified by its stream's key: `id`, or the name for account
+types, which have no id (the key is the store's, never added to a record).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from sortedcontainers import SortedList
 from .catalog import BY_NAME, STREAMS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Sort keys that are instants (compared as such, whatever their offset); others compare as values.
+_INSTANT_SORTS = frozenset({"updated_at", "created_at", "start_time", "occurred_at"})
 
 
 def _serialize(record: dict[str, Any]) -> bytes:
@@ -84,22 +89,23 @@ class Query:
 class Table:
     """One stream's records."""
 
-    def __init__(self, name: str, records: Iterable[dict[str, Any]] = ()):
+    def __init__(self, name: str, records: Iterable[dict[str, Any]] = (), key: str = "id"):
         self.name = name
+        self.key = key  # the field that identifies a record ("id", or "name" for account types)
         self.blobs: dict[Any, bytes] = {}
         self.updated_us: dict[Any, int] = {}
         self.deleted: dict[Any, bytes] = {}  # last version of each deleted record
         self._by_updated = SortedList()
-        self._by_created: SortedList | None = None
-        self._by_id: SortedList | None = None
+        self._orders: dict[str, SortedList] = {}  # other sort orders, built on first use
         self.load(records)
 
     # -- writing ---------------------------------------------------------
     def load(self, records: Iterable[dict[str, Any]]) -> None:
         """Adds many records at once (one sort instead of one insert each)."""
         keys = []
+        key = self.key
         for record in records:
-            record_id = record["id"]
+            record_id = record[key]
             us = instant_us(record.get("updated_at"))
             if record_id in self.blobs:
                 self._by_updated.remove((self.updated_us[record_id], record_id))
@@ -112,7 +118,7 @@ class Table:
 
     def put(self, record: dict[str, Any]) -> bool:
         """Inserts or replaces a record; True when it is new."""
-        record_id = record["id"]
+        record_id = record[self.key]
         created = record_id not in self.blobs
         if not created:
             self._by_updated.remove((self.updated_us[record_id], record_id))
@@ -134,8 +140,7 @@ class Table:
         return orjson.loads(blob)
 
     def _invalidate(self) -> None:
-        self._by_created = None
-        self._by_id = None
+        self._orders.clear()
 
     # -- reading ---------------------------------------------------------
     def __len__(self) -> int:
@@ -196,9 +201,13 @@ class Table:
     def _sort_key(self, sort_by: str, record_id: Any) -> tuple[Any, ...]:
         if sort_by == "updated_at":
             return (self.updated_us[record_id], record_id)
-        if sort_by == "created_at":
-            return (instant_us(orjson.loads(self.blobs[record_id]).get("created_at")), record_id)
-        return (record_id,)
+        if sort_by in ("id", self.key):
+            return (record_id,)
+        value = orjson.loads(self.blobs[record_id]).get(sort_by)
+        if sort_by in _INSTANT_SORTS:
+            return (instant_us(value), record_id)
+        # Nulls first, then the values (names, titles, durations), ties by key.
+        return (0, 0, record_id) if value is None else (1, value, record_id)
 
     def _keys_for_ids(self, q: Query) -> list[tuple[Any, ...]]:
         wanted = {i for i in q.ids or () if i in self.blobs}
@@ -207,14 +216,9 @@ class Table:
         return sorted(self._sort_key(q.sort_by, i) for i in wanted)
 
     def _other_order(self, q: Query) -> list[tuple[Any, ...]]:
-        if q.sort_by == "created_at":
-            if self._by_created is None:
-                self._by_created = SortedList(self._sort_key("created_at", i) for i in self.blobs)
-            ordered = self._by_created
-        else:
-            if self._by_id is None:
-                self._by_id = SortedList((i,) for i in self.blobs)
-            ordered = self._by_id
+        ordered = self._orders.get(q.sort_by)
+        if ordered is None:
+            ordered = self._orders[q.sort_by] = SortedList(self._sort_key(q.sort_by, i) for i in self.blobs)
         if q.has_updated_filter():
             return [k for k in ordered if self._admits(q, k[-1])]
         return list(ordered)
@@ -224,7 +228,7 @@ class Store:
     """All streams' tables, and the listeners told of every change."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, Table] = {s.name: Table(s.name) for s in STREAMS}
+        self.tables: dict[str, Table] = {s.name: Table(s.name, key=s.key) for s in STREAMS}
         self.listeners: list[Callable[[Change], None]] = []
         # The server reads on its event loop while `--live` and tests write from
         # other threads: one lock keeps every read and write whole.
