@@ -32,6 +32,8 @@ class SimStream:
 
 # sort_by values every list takes.
 SORT_KEYS: tuple[str, ...] = ("updated_at", "created_at", "id")
+# Conversation Intelligence (recordings and their transcriptions) needs its own scope.
+CONVERSATIONS_SCOPE = "conversations:read"
 
 
 def _events(prefix: str, *kinds: str) -> dict[str, str]:
@@ -89,6 +91,53 @@ STREAMS: tuple[SimStream, ...] = (
     SimStream("email_template_attachments", "email_template_attachments", updated_at_filter=False),
     SimStream("team_template_attachments", "team_template_attachments", updated_at_filter=False),
     SimStream("searches", "meetings/settings/searches", updated_at_filter=False),
+    # Revenue: the opportunities engagement leads to, their people and the pipeline's stages.
+    SimStream("opportunities", "opportunities"),
+    SimStream("opportunity_people", "opportunity_people"),
+    SimStream("opportunity_stages", "opportunity_stages"),
+    # A person's timeline; ids like "sent_email-8000123".
+    SimStream(
+        "activity_histories", "activity_histories", sort_keys=("occurred_at",), default_sort=("occurred_at", "DESC")
+    ),
+    # The reps' calendars: filtered by start_time/end_time, never by updated_at.
+    SimStream(
+        "calendar_events", "calendar/events", updated_at_filter=False, sort_keys=("start_time",),
+        default_sort=("start_time", "DESC"),
+    ),
+    SimStream(
+        "conversations", "conversations", events=_events("conversation", "created", "updated"),
+        sort_keys=("duration",), scope=CONVERSATIONS_SCOPE,
+    ),
+    SimStream("transcriptions", "transcriptions", scope=CONVERSATIONS_SCOPE),
+    # Small lists the team sets up; some records have no timestamps at all.
+    SimStream("tags", "tags", updated_at_filter=False, sort_keys=("name",), default_sort=("name", "DESC")),
+    SimStream(
+        "saved_list_views", "saved_list_views", updated_at_filter=False, sort_keys=("name",),
+        default_sort=("name", "DESC"),
+    ),
+    SimStream("custom_roles", "custom_roles", updated_at_filter=False, sort_keys=("name",), default_sort=("id", "DESC")),
+    SimStream(
+        "account_types", "account_types", updated_at_filter=False, key="name", sort_keys=("name",),
+        default_sort=("name", "ASC"),
+    ),
+    SimStream("account_team_member_roles", "account_team_member_roles", updated_at_filter=False),
+    SimStream(
+        "crm_activity_fields", "crm_activity_fields", updated_at_filter=False, sort_keys=("title",),
+        default_sort=("title", "ASC"),
+    ),
+    SimStream("crm_account_team_members", "crm_account_team_members", updated_at_filter=False),
+    SimStream("call_instructions", "action_details/call_instructions", updated_at_filter=False),
+    SimStream("pending_emails", "pending_emails", updated_at_filter=False),
+    SimStream("audit_reports", "audit_reports", updated_at_filter=False),
+    SimStream("external_configurations", "external/configurations", updated_at_filter=False),
+    SimStream("external_mappings", "external/mappings", updated_at_filter=False),
+    # One unpaged list ({"data": [...]}); written through the subscriptions API (webhooks.py).
+    SimStream(
+        "webhook_subscriptions", "webhook_subscriptions", updated_at_filter=False, has_paging_metadata=False,
+        paged=False, default_sort=("id", "ASC"),
+    ),
+    SimStream("signals_registrations", "integrations/signals/registrations", updated_at_filter=False),
+    SimStream("registrations_plays", "integrations/signals/registrations/plays", updated_at_filter=False),
 )
 
 BY_NAME: dict[str, SimStream] = {s.name: s for s in STREAMS}
@@ -101,8 +150,6 @@ EVENT_TYPES: frozenset[str] = frozenset(
     + [
         "email_with_body_and_subject_updated",
         "bulk_job_completed",
-        "conversation_created",
-        "conversation_updated",
         "conversation_recording_created",
         "link_swap",
     ]

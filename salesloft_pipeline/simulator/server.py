@@ -29,7 +29,7 @@ from .activity import Activity, make_ties
 from .catalog import BY_NAME, BY_PATH, SORT_KEYS, SimStream
 from .config import SimulatorConfig
 from .faults import Faults, FaultSettings
-from .generator import email_subject, populate
+from .generator import TEAM_ID, email_subject, populate
 from .oauth import OAuth
 from .paging import paging_metadata
 from .ratelimit import RateLimiter, page_cost
@@ -136,7 +136,8 @@ class Simulator:
         self.limiter = RateLimiter(self.config.budget, self.config.window_seconds)
         self.faults = Faults(FaultSettings(rate=self.config.fault_rate), self.config.seed)
         self.webhooks = Webhooks(
-            self.config.webhook_retry_seconds, self.config.webhook_duplicate_rate, self.config.seed
+            self.config.webhook_retry_seconds, self.config.webhook_duplicate_rate, self.config.seed,
+            store=self.store, owner={"user_guid": self._me_guid(), "tenant_id": TEAM_ID},
         )
         self.store.listeners.append(self.webhooks.on_change)
         self.stats = Stats()
@@ -318,6 +319,10 @@ class Simulator:
             first = min(users.ids(), default=None)
             return users.get(first) if first is not None else None
 
+    def _me_guid(self) -> str | None:
+        record = self._me_record()
+        return record.get("guid") if record else None
+
     def _me(self, request: Request, headers: dict[str, str]) -> Response:
         if request.method != "GET":
             raise RequestError(405, {"error": "Method Not Allowed"})
@@ -382,6 +387,7 @@ class Simulator:
                     raise invalid("updated_at", f"{op} must be an ISO-8601 timestamp") from None
                 filtering.setdefault("updated_at", {})[op] = raw
         raw_ids = params.getlist("ids[]")
+        window = self._event_window(stream, params, filtering)
 
         unpaged = stream.pages_only_with_page_param and "page" not in params
         with self.store.lock:
@@ -394,6 +400,8 @@ class Simulator:
                 matching = self.writes.filter_ids(stream.name, params, filtering)
             except Refused as error:
                 raise RequestError(error.status, error.payload) from None
+            if window is not None:
+                matching = window if matching is None else matching & window
             if matching is not None:
                 ids = tuple(matching if ids is None else matching.intersection(ids))
             query = Query(
@@ -415,6 +423,31 @@ class Simulator:
         body = b'{"metadata":' + orjson.dumps(metadata) + b',"data":[' + b",".join(blobs) + b"]}"
         return Response(body, headers=headers, media_type=JSON)
 
+    def _event_window(self, stream: SimStream, params: Any, filtering: dict[str, Any]) -> set[Any] | None:
+        """Calendar events: `start_time` bounds the event's end (inclusive), `end_time` its start (exclusive)."""
+        if stream.name != "calendar_events":
+            return None
+        bounds = {}
+        for name in ("start_time", "end_time"):
+            raw = params.get(name)
+            if raw is None:
+                continue
+            try:
+                bounds[name] = _timestamp_us(raw)
+            except ValueError:
+                raise invalid(name, "must be an ISO-8601 timestamp") from None
+            filtering[name] = raw
+        if not bounds:
+            return None
+        lower, upper = bounds.get("start_time"), bounds.get("end_time")
+        with self.store.lock:
+            events = [orjson.loads(blob) for blob in self.store.table(stream.name).blobs.values()]
+        return {
+            e["id"] for e in events
+            if (lower is None or _timestamp_us(e["end_time"]) >= lower)
+            and (upper is None or _timestamp_us(e["start_time"]) < upper)
+        }
+
     def _paging(
         self, params: Any, unpaged: bool, page: int, per_page: int, returned: int, total: int
     ) -> dict[str, Any]:
@@ -427,8 +460,13 @@ class Simulator:
         method = request.method
         if not raw_id:
             if method == "GET":
+                # One list, no paging (SalesLoft documents only an `enabled` filter).
+                self.stats.by_stream["webhook_subscriptions"] += 1
                 data = [dict(s) for s in self.webhooks.subscriptions.values()]
-                return json_response(200, {"metadata": {}, "data": data}, headers)
+                enabled = request.query_params.get("enabled")
+                if enabled in ("true", "false"):
+                    data = [s for s in data if s["enabled"] is (enabled == "true")]
+                return json_response(200, {"data": data}, headers)
             if method == "POST":
                 try:
                     created = self.webhooks.subscribe(await self._json_body(request))

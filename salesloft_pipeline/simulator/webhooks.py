@@ -4,6 +4,11 @@ Each change with an enabled subscription for its event type is POSTed as the
 bare resource JSON, signed with HMAC-SHA1 of the raw body keyed with the
 subscription's callback_token. A failed delivery is retried 3 more times,
 `retry_seconds` apart, then dropped; a few deliveries are sent twice.
+
+The subscriptions are the `webhook_subscriptions` stream of the store too:
+the team's own (generated with the history) are read from it at start, and
+every subscription made, changed or deleted through the API is written back,
+so `/__sim/truth/webhook_subscriptions` shows them.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import httpx
 import orjson
 
 from .catalog import BY_NAME, EVENT_TYPES
-from .store import Change
+from .store import Change, Store
+
+STREAM = "webhook_subscriptions"
 
 RETRIES = 3
 MAX_LOGGED_DELIVERIES = 20_000
@@ -37,13 +44,25 @@ def event_type(change: Change) -> str | None:
 
 
 class Webhooks:
-    def __init__(self, retry_seconds: float, duplicate_rate: float, seed: int) -> None:
+    def __init__(
+        self, retry_seconds: float, duplicate_rate: float, seed: int, store: Store | None = None,
+        owner: dict[str, Any] | None = None,
+    ) -> None:
+        """`store`: where the subscriptions are kept as a stream too (and the team's own read from);
+        `owner`: the `user_guid` and `tenant_id` of subscriptions made through the API."""
         self.retry_seconds = retry_seconds
         self.duplicate_rate = duplicate_rate
+        self.store = store
+        self.owner = owner or {"user_guid": None, "tenant_id": None}
         self.subscriptions: dict[int, dict[str, Any]] = {}
+        if store is not None:
+            with store.lock:
+                table = store.table(STREAM)
+                for subscription_id in sorted(table.ids()):
+                    self.subscriptions[subscription_id] = table.get(subscription_id)
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_DELIVERIES)
         self.counters: Counter[str] = Counter()
-        self._ids = count(1)
+        self._ids = count(max(self.subscriptions, default=0) + 1)
         self._rng = random.Random(f"webhooks-{seed}")
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -65,11 +84,13 @@ class Webhooks:
                 "callback_token": payload["callback_token"],
                 "event_type": payload["event_type"],
                 "enabled": bool(payload.get("enabled", True)),
-                "user_guid": None,
-                "tenant_id": None,
+                "user_guid": self.owner["user_guid"],
+                "tenant_id": self.owner["tenant_id"],
             }
             self.subscriptions[subscription_id] = subscription
-            return dict(subscription)
+            created = dict(subscription)
+        self._keep(created)
+        return dict(created)
 
     def update(self, subscription_id: int, payload: dict[str, Any]) -> dict[str, Any] | None:
         errors = self._validate(payload, partial=True)
@@ -82,11 +103,21 @@ class Webhooks:
             for key in ("callback_url", "callback_token", "event_type", "enabled"):
                 if key in payload:
                     subscription[key] = payload[key]
-            return dict(subscription)
+            updated = dict(subscription)
+        self._keep(updated)
+        return dict(updated)
 
     def unsubscribe(self, subscription_id: int) -> bool:
         with self._lock:
-            return self.subscriptions.pop(subscription_id, None) is not None
+            found = self.subscriptions.pop(subscription_id, None) is not None
+        if found and self.store is not None:
+            self.store.delete(STREAM, subscription_id)
+        return found
+
+    def _keep(self, subscription: dict[str, Any]) -> None:
+        """Writes a subscription to the store (outside our lock: the store's listeners take it)."""
+        if self.store is not None:
+            self.store.put(STREAM, subscription)
 
     @staticmethod
     def _validate(payload: dict[str, Any], partial: bool) -> dict[str, list[str]]:

@@ -1,9 +1,14 @@
-"""The small lookup lists: account stages and tiers, person stages, call dispositions and sentiments, custom fields.
+"""The small lookup lists: account stages and tiers, person stages, call dispositions and sentiments, custom fields;
+tags, saved list views, account types and account team member roles.
 
 The team sets them up when it starts (at the window start), in the admin's
 time zone. Their vocabularies live here; other families refer to them
 (people and cadences to the person stages, calls to the dispositions and
-sentiments). `LookupsHistory` is the history's mixin for them.
+sentiments, opportunities to their custom fields). `LookupsHistory` is the
+history's mixin for them: `lookups` makes the first ones (before anything
+else), `lookup_lists` the ones added with the revenue streams (after the
+other families; they draw nothing at random, and their records have no
+timestamps, as SalesLoft's have none).
 """
 
 from __future__ import annotations
@@ -28,6 +33,18 @@ SENTIMENTS = (
 CUSTOM_FIELDS = (
     ("Lead Source", "person", "text"), ("Persona", "person", "text"), ("Renewal Date", "company", "date"),
     ("ARR", "company", "text"), ("Segment", "company", "text"), ("Opportunity Stage", "opportunity", "text"),
+    ("Deal Source", "opportunity", "text"), ("Contract Start", "opportunity", "date"),
+)
+# Every tag records carry: people ("inbound", and "bulk-update-N" of the bulk edits, added by
+# `lookup_lists`), accounts ("target"), cadences ("opt-out"), team and email templates, opportunities.
+TAGS = (
+    "inbound", "target", "opt-out", "Tag1", "outbound", "Q3", "enterprise", "follow-up", "intro", "breakup",
+    "dreamforce", "renewal", "expansion", "q-end-push",
+)
+OPPORTUNITY_TAGS = ("dreamforce", "renewal", "expansion", "q-end-push")
+ACCOUNT_TYPES = ("Private", "Public", "Corporation", "Non-Profit", "Government")  # accounts' company_type
+ACCOUNT_TEAM_MEMBER_ROLES = (
+    "Account Executive", "Sales Manager", "Sales Development Rep", "Customer Success Manager", "Executive Sponsor",
 )
 
 
@@ -58,3 +75,30 @@ class LookupsHistory(HistoryBase):
             [name for name, _, _ in CUSTOM_FIELDS],
             lambda i: {"field_type": CUSTOM_FIELDS[i][1], "value_type": CUSTOM_FIELDS[i][2]},
         )
+
+    def lookup_lists(self) -> None:
+        """Tags, saved list views, account types and account team member roles (no timestamps, no draws)."""
+        bursts = [f"bulk-update-{k + 1}" for k in range(1 + self.days // 30)]  # as burst_times counts them
+        names = TAGS + tuple(bursts)
+        self.store.load("tags", [
+            {"id": tag_id, "name": name} for tag_id, name in zip(self.sequence("tags", len(names)), names)
+        ])
+        person_stage = {name: str(self.person_stage_ids[i]) for i, name in enumerate(PERSON_STAGES)}
+        views = (
+            ("people", "My people in cadence", {"owner": "mine", "stage": person_stage["In Cadence"]}, True, False),
+            ("people", "Unowned people who replied",
+             {"owner": "unowned", "stage": person_stage["Replied"], "unowned": True}, False, True),
+            ("people", "Bounced", {"stage": person_stage["Bounced"], "bouncing": True}, False, False),
+            ("companies", "Working accounts", {"stage": str(self.account_stage_ids[1])}, True, False),
+            ("companies", "Tier 1 accounts", {"account_tier": str(self.account_tier_ids[0])}, False, True),
+        )
+        self.store.load("saved_list_views", [
+            {"id": view_id, "view": view, "name": name, "view_params": params, "is_default": default, "shared": shared}
+            for view_id, (view, name, params, default, shared) in zip(self.sequence("saved_list_views", len(views)), views)
+        ])
+        self.store.load("account_types", [{"name": name} for name in ACCOUNT_TYPES])
+        self.store.load("account_team_member_roles", [
+            {"id": role_id, "name": name}
+            for role_id, name in zip(self.sequence("account_team_member_roles", len(ACCOUNT_TEAM_MEMBER_ROLES)),
+                                     ACCOUNT_TEAM_MEMBER_ROLES)
+        ])
