@@ -6,18 +6,28 @@ person and day (averaged over the week, so a test's hour is never a quiet
 night). Every change goes through `Store.put`/`Store.delete`, so webhook
 listeners see each one. Timestamps are spread over (previous advance, now],
 in ascending order, never after `now`.
+
+The changes added with the revenue and Conversation Intelligence streams
+(`LATER_CHANGES`: new opportunities, stage changes, amount edits, recorded
+conversations) draw from random streams of their own and change nothing
+the first ones read, so those happen exactly as before. Activity
+histories and calendar events follow the emails, calls, notes and meetings
+they are derived from (no draws of their own).
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from . import generator as g
 from .config import SimulatorConfig
-from .store import Store
+from .store import Store, instant_us
 
 # (kind of change, rate per person per calendar day, guaranteed in an advance of an hour or more)
 CHANGES: tuple[tuple[str, float, bool], ...] = (
@@ -41,9 +51,34 @@ CHANGES: tuple[tuple[str, float, bool], ...] = (
     ("delete_task", 0.002, True),
     ("delete_account", 0.0002, False),
 )
+# Changes added later, by family (each draws from its own random stream): same layout as CHANGES.
+LATER_CHANGES: dict[str, tuple[tuple[str, float, bool], ...]] = {
+    "revenue": (
+        # One opportunity per 8 accounts (a person in 4 has one) per 30 days, as in the history.
+        ("new_opportunity", 1 / 4 / 8 / 30, True),
+        ("advance_opportunity", 0.002, True),
+        ("edit_opportunity_amount", 0.001, True),
+    ),
+    # 30% of connected calls with a call data record are recorded (generator/conversations.py).
+    "conversations": (
+        ("record_conversation", g.RECORDED_SHARE * g.CDR_SHARE * 0.17 * g.CALLS_PER_PERSON_DAY, True),
+    ),
+}
 # Emails this many days back (at the team's send rate) can still gain engagement.
 ENGAGEMENT_DAYS = 14
 ENGAGEMENTS = ("view",) * 60 + ("click",) * 5 + ("reply",) * 6 + ("bounce",)
+
+
+# Records that follow another stream's: source stream -> (derived stream, builder(record, activity) or None).
+DERIVED = {
+    "emails": ("activity_histories", lambda email, a: g.email_history(email, a.user_guid.get(email["user"]["id"]))),
+    "calls": ("activity_histories", lambda call, a: g.call_history(call, a.user_guid.get(call["user"]["id"]))),
+    "notes": ("activity_histories", lambda note, a: g.note_history(note, a.user_guid.get(note["user"]["id"]))),
+    "meetings": (
+        "calendar_events",
+        lambda meeting, a: g.calendar_event(meeting, a.guid_zone.get(meeting["booked_by_user"]["id"], "UTC")),
+    ),
+}
 
 
 def _no_changes() -> dict[str, Counter]:
@@ -88,7 +123,9 @@ class Activity:
         changes of each main kind (emails sent and engaged, calls, people edited and
         deleted, ...), so a small team still shows every kind of change."""
         self.store = store
+        self.seed = config.seed
         self.rng = random.Random(f"salesloft-activity:{config.seed}")
+        self.family_rngs = {family: random.Random(f"salesloft-activity:{config.seed}:{family}") for family in LATER_CHANGES}
         self.people_n = max(1, config.people)
         self.minimum = minimum_per_kind
         self.last_us = g.to_us(config.anchor)
@@ -105,7 +142,9 @@ class Activity:
         users = records("users")
         self.user_zone = {u["id"]: u.get("time_zone", "UTC") for u in users}
         self.user_guid = {u["id"]: u.get("guid") or str(u["id"]) for u in users}
+        self.guid_zone = {self.user_guid[u["id"]]: self.user_zone[u["id"]] for u in users}
         self.user_email = {u["id"]: u.get("email") or "" for u in users}
+        self.user_name = {u["id"]: u.get("name") for u in users}
         self.user_ids = sorted(self.user_zone)
         cadences = [c for c in records("cadences") if not c.get("archived_at") and not c.get("draft")]
         self.cadence_ids = sorted(c["id"] for c in cadences)
@@ -129,6 +168,17 @@ class Activity:
         self.notes = _Pool(store.table("notes").ids())
         self.tasks = _Pool(store.table("tasks").ids())
         self.meetings = _Pool(store.table("meetings").ids())
+        opportunities = records("opportunities")
+        self.opportunities = _Pool(sorted(o["id"] for o in opportunities))
+        self.open_opportunities = _Pool(sorted(o["id"] for o in opportunities if not o["is_closed"]))
+        self.crm_user_id = {c["user"]["id"]: c["crm_id"] for c in records("crm_users")}
+        conversation = next(iter(store.table("conversations").ids()), None)
+        self.organization_id = (
+            store.get("conversations", conversation)["organization_id"] if conversation is not None
+            else g.uuid_from(random.Random(f"salesloft-activity:{self.seed}:organization"))
+        )
+        # Connected calls with a call data record and no conversation yet, oldest first: built on first use.
+        self.unrecorded: list[tuple[int, int]] | None = None
 
     # -- the public surface -------------------------------------------------
     def advance(self, seconds: float, now: datetime | None = None) -> dict[str, dict[str, int]]:
@@ -144,29 +194,45 @@ class Activity:
             self.last_us = max(self.last_us, self.store.latest_change_us)
             end = max(now_us, self.last_us + 1)
             start = max(self.last_us, end - int(seconds * g.SECOND_US))
-            plan = []
-            for kind, rate, guaranteed in CHANGES:
-                expected = rate * self.people_n * seconds / 86_400
-                count = int(expected) + (rng.random() < expected - int(expected))
-                if guaranteed and seconds >= 3600:
-                    count = max(count, self.minimum)
-                plan.extend([kind] * count)
-            rng.shuffle(plan)
-            span = end - start
-            times = sorted(min(end, start + 1 + int(rng.random() * span)) for _ in plan)
-            for kind, t in zip(plan, times):
+            steps = [self._plan(rng, CHANGES, seconds, start, end)]
+            # The later families' changes, each from its own random stream, merged in by time
+            # (the first ones keep their order among themselves, so they happen as before).
+            steps += [self._plan(self.family_rngs[f], changes, seconds, start, end) for f, changes in LATER_CHANGES.items()]
+            for t, kind in heapq.merge(*steps, key=lambda step: step[0]):
                 getattr(self, kind)(t)
             self.last_us = end
         return {outcome: dict(sorted(counts.items())) for outcome, counts in self.changes.items()}
+
+    def _plan(self, rng: random.Random, changes, seconds: float, start: int, end: int) -> list[tuple[int, str]]:
+        """(instant, kind of change) of `seconds` of these changes, in time order."""
+        plan = []
+        for kind, rate, guaranteed in changes:
+            expected = rate * self.people_n * seconds / 86_400
+            count = int(expected) + (rng.random() < expected - int(expected))
+            if guaranteed and seconds >= 3600:
+                count = max(count, self.minimum)
+            plan.extend([kind] * count)
+        rng.shuffle(plan)
+        span = end - start
+        times = sorted(min(end, start + 1 + int(rng.random() * span)) for _ in plan)
+        return list(zip(times, plan))
 
     # -- helpers --------------------------------------------------------------
     def _put(self, stream: str, record: dict[str, Any], kind: str | None = None) -> None:
         change = self.store.put(stream, record, kind)
         self.changes["created" if change.kind == "created" else "updated"][stream] += 1
+        derived = DERIVED.get(stream)
+        if derived is not None:
+            target, build = derived
+            entry = build(record, self)
+            if entry is not None:
+                self._put(target, entry)
 
     def _delete(self, stream: str, record_id: Any) -> None:
         if self.store.delete(stream, record_id) is not None:
             self.changes["deleted"][stream] += 1
+            if stream == "notes":  # off the person's timeline too
+                self._delete("activity_histories", f"note-{record_id}")
 
     def _fmt(self, t: int, user_id: int | None) -> str:
         return g.CLOCK.format(t, self.user_zone.get(user_id, "UTC"))
@@ -306,10 +372,13 @@ class Activity:
             None, None, note, membership and membership["cadence"], None if step is None else g.ref("steps", step),
         ))
         if rng.random() < g.CDR_SHARE:
+            cdr_id = store.next_id("call_data_records")
             self._put("call_data_records", g.call_data_record(
-                g.CLOCK.format, zone, store.next_id("call_data_records"), t, t, call_ref, phone, "+15555550199",
+                g.CLOCK.format, zone, cdr_id, t, t, call_ref, phone, "+15555550199",
                 duration, disposition, [], user_ref, person_ref, g.uuid_from(rng),
             ))
+            if connected and self.unrecorded is not None:
+                self.unrecorded.append((call_id, cdr_id))
         self._count_on(t, person, membership, "calls", "calls", contact="call")
 
     def book_meeting(self, t: int) -> None:
@@ -537,6 +606,118 @@ class Activity:
                 self._put("people", person)
         self.accounts.remove(account_id)
         self._delete("accounts", account_id)
+
+
+    # -- revenue (own random stream) -------------------------------------------
+    def new_opportunity(self, t: int) -> None:
+        """An opportunity opens on the account of a person a cadence works, with that person on it."""
+        rng, store = self.family_rngs["revenue"], self.store
+        template = store.get("opportunities", self.opportunities.pick(rng))
+        for _ in range(5):  # read-only draws: the first changes' pools stay as they are
+            person = store.get("people", self.people.pick(rng))
+            if person is not None and person.get("account") and person.get("most_recent_cadence"):
+                break
+        else:
+            return
+        account = store.get("accounts", person["account"]["id"])
+        if template is None or account is None:
+            return
+        owner = (account.get("owner") or template["owner"])["id"]
+        stamp, utc = self._fmt(t, owner), g.CLOCK.format(t, "UTC")
+        opportunity_id = store.next_id("opportunities")
+        crm_id = g.crm_id("006", opportunity_id)
+        kind = rng.choice(g.OPPORTUNITY_TYPES)
+        template.update(
+            id=opportunity_id, created_at=stamp, updated_at=stamp, name=f"{account['name']} - {kind}",
+            amount=g.opportunity_amount(rng), opportunity_type=kind,
+            close_date=g.close_date(g.CLOCK.format, t + int((30 + rng.random() * 60) * g.DAY_US)),
+            created_date=utc, crm_last_updated_date=utc, crm_id=crm_id, crm_url=f"{g.CRM_URL}/{crm_id}",
+            account_crm_id=g.crm_id("001", account["id"]), company_crm_id=g.crm_id("001", account["id"]),
+            account_name=account["name"], owner_crm_id=self.crm_user_id.get(owner), created_by_crm_id=self.crm_user_id.get(owner),
+            owner_crm_name=self.user_name.get(owner), opportunity_window_person_id=person["id"], opportunity_window_started_at=stamp,
+            custom_fields={"Opportunity Stage": "", "Deal Source": rng.choice(g.DEAL_SOURCES)}, tags=[],
+            most_recent_cadence=person["most_recent_cadence"], most_recent_step=None, most_recent_step_number=None,
+            owner=g.ref("users", owner), creator=g.ref("users", owner), account=g.ref("accounts", account["id"]),
+        )
+        g.set_stage(template, 0)
+        self._put("opportunities", template, "created")
+        self.opportunities.add(opportunity_id)
+        self.open_opportunities.add(opportunity_id)
+        self._put("opportunity_people", {
+            "id": store.next_id("opportunity_people"), "created_at": stamp, "updated_at": stamp,
+            "person_id": person["id"], "opportunity_id": opportunity_id, "opportunity_crm_id": crm_id,
+            "person_crm_id": g.crm_id("003", person["id"]),
+        })
+
+    def advance_opportunity(self, t: int) -> None:
+        """An open opportunity moves on a stage, or closes (won from Negotiation, lost from any)."""
+        rng = self.family_rngs["revenue"]
+        opportunity = self.store.get("opportunities", self.open_opportunities.pick(rng))
+        if opportunity is None or opportunity["is_closed"]:
+            return
+        stage = [name for name, _ in g.OPPORTUNITY_STAGES].index(opportunity["stage_name"])
+        if stage == 3 or rng.random() < 0.12:
+            stage = g.WON if stage == 3 and rng.random() < 0.5 else g.LOST
+            opportunity["close_date"] = g.close_date(g.CLOCK.format, t)
+            self.open_opportunities.remove(opportunity["id"])
+        else:
+            stage += 1
+        g.set_stage(opportunity, stage)
+        self._edited_opportunity(t, opportunity)
+
+    def edit_opportunity_amount(self, t: int) -> None:
+        """A new amount, on any opportunity (a closed one's is corrected too)."""
+        rng = self.family_rngs["revenue"]
+        opportunity = self.store.get("opportunities", self.opportunities.pick(rng))
+        if opportunity is not None:
+            opportunity["amount"] = g.opportunity_amount(rng)
+            self._edited_opportunity(t, opportunity)
+
+    def _edited_opportunity(self, t: int, opportunity: dict[str, Any]) -> None:
+        opportunity["updated_at"] = self._fmt(t, (opportunity.get("owner") or {}).get("id"))
+        opportunity["crm_last_updated_date"] = g.CLOCK.format(t, "UTC")
+        self._put("opportunities", opportunity)
+
+    # -- Conversation Intelligence (own random stream) -------------------------
+    def record_conversation(self, t: int) -> None:
+        """The latest connected call not recorded yet becomes a conversation, transcribed at once."""
+        rng, store = self.family_rngs["conversations"], self.store
+        if self.unrecorded is None:
+            self.unrecorded = self._unrecorded_calls()
+        while self.unrecorded:
+            call_id, cdr_id = self.unrecorded.pop()
+            call = store.get("calls", call_id)
+            if call is not None:
+                break
+        else:
+            return
+        ended = instant_us(call["created_at"])
+        started = ended - (call["duration"] or 30) * g.SECOND_US
+        user = call["user"]["id"]
+        person = store.get("people", call["called_person"]["id"]) or {}
+        name = person.get("display_name") or "a prospect"
+        account = (person.get("account") or {}).get("id")
+        conversation_id, transcription_id, recording_id = g.uuid_from(rng), g.uuid_from(rng), g.uuid_from(rng)
+        self._put("conversations", g.conversation_record(
+            g.CLOCK.format, self.user_zone.get(user, "UTC"), conversation_id, transcription_id, recording_id,
+            self.organization_id, started, ended, t, t, f"Call with {name}", self.user_guid.get(user),
+            call["called_person"]["id"], account, cdr_id,
+        ))
+        self._put("transcriptions", g.transcription_record(g.CLOCK.format, transcription_id, conversation_id, t, t))
+
+    def _unrecorded_calls(self) -> list[tuple[int, int]]:
+        store = self.store
+        recorded = {c["call_id"] for c in map(orjson.loads, store.table("conversations").blobs.values())}
+        cdr_of = {}
+        for blob in store.table("call_data_records").blobs.values():
+            cdr = orjson.loads(blob)
+            if str(cdr["id"]) not in recorded:
+                cdr_of[cdr["call"]["id"]] = cdr["id"]
+        marker = b'"disposition":"Connected"'
+        return sorted(
+            (call_id, cdr_of[call_id]) for call_id, blob in store.table("calls").blobs.items()
+            if call_id in cdr_of and marker in blob
+        )
 
 
 def make_ties(store: Store, stream: str, count: int, updated_at: str | None = None) -> tuple[str, list]:
