@@ -33,13 +33,27 @@ from salesloft_pipeline_tests.conftest import (
     truth_map,
     walk,
 )
+from salesloft_pipeline_tests.test_simulator_streams import KEYS, NEW_STREAMS, SCOPED, UNPAGED
 
+# The key may read the scope-gated streams (conversations, transcriptions): the checks below cover them too.
+SIM_OPTIONS = {"privileged_scopes": frozenset({"conversations:read"})}
 # Streams a 150-person team certainly has records of.
 CORE = ["users", "people", "accounts", "cadences", "cadence_memberships", "steps", "emails", "calls"]
+# The whole streams table of docs/simulator.md: the first streams and those added with revenue and
+# Conversation Intelligence (test_simulator_streams.py checks what is particular to them).
+ALL_STREAMS = {**STREAMS, **NEW_STREAMS}
+ALL_PAGED = PAGED_STREAMS + [s for s in NEW_STREAMS if s not in UNPAGED]
+ALL_FILTER = FILTER_STREAMS + [s for s, (_, filtered) in NEW_STREAMS.items() if filtered]
+ALL_NO_FILTER = NO_FILTER_STREAMS + [s for s, (_, filtered) in NEW_STREAMS.items() if not filtered]
+# Account types have no id, so no single-record address (test_simulator_streams.py checks the 404).
+WITH_IDS = [s for s in ALL_STREAMS if s not in KEYS]
+assert set(SCOPED) <= set(ALL_FILTER)
 
 
-def ids_of(records: list[dict[str, Any]]) -> list[Any]:
-    return [r["id"] for r in records]
+def ids_of(records: list[dict[str, Any]], stream: str = "") -> list[Any]:
+    """The records' keys: their ids (names for account types, which have none)."""
+    key = KEYS.get(stream, "id")
+    return [r[key] for r in records]
 
 
 def some_id(inspect: httpx.Client, stream: str) -> Any:
@@ -50,17 +64,17 @@ def some_id(inspect: httpx.Client, stream: str) -> Any:
 
 
 # -- streams, paths, .json --------------------------------------------------------
-@pytest.mark.parametrize("stream", list(STREAMS))
+@pytest.mark.parametrize("stream", list(ALL_STREAMS))
 def test_every_stream_is_served_at_its_path_with_and_without_json(client, inspect, stream):
-    path, _ = STREAMS[stream]
+    path, _ = ALL_STREAMS[stream]
     plain = client.get(f"/{path}", params={"per_page": 100})
     dotted = client.get(f"/{path}.json", params={"per_page": 100})
     assert plain.status_code == 200, (path, plain.status_code, plain.text[:300])
     assert dotted.status_code == 200, (f"{path}.json", dotted.status_code, dotted.text[:300])
     assert plain.headers["content-type"].startswith("application/json")
     assert isinstance(plain.json()["data"], list)
-    assert ids_of(plain.json()["data"]) == ids_of(dotted.json()["data"])
-    assert set(ids_of(plain.json()["data"])) <= truth_ids(inspect, stream)
+    assert ids_of(plain.json()["data"], stream) == ids_of(dotted.json()["data"], stream)
+    assert set(ids_of(plain.json()["data"], stream)) <= truth_ids(inspect, stream)
 
 
 @pytest.mark.parametrize("stream", CORE)
@@ -68,12 +82,12 @@ def test_core_streams_have_records(inspect, stream):
     assert truth(inspect, stream)["records"], f"{stream} has no records in a 150-person team"
 
 
-@pytest.mark.parametrize("stream", PAGED_STREAMS)
+@pytest.mark.parametrize("stream", ALL_PAGED)
 def test_page_walk_returns_exactly_the_ground_truth(client, inspect, stream):
-    path, _ = STREAMS[stream]
+    path, _ = ALL_STREAMS[stream]
     expected = truth_ids(inspect, stream)
     records = walk(client, path, per_page=100)
-    got = ids_of(records)
+    got = ids_of(records, stream)
     assert len(got) == len(set(got)), f"{stream}: the walk returned duplicates"
     assert set(got) == expected
 
@@ -128,9 +142,9 @@ def test_users_page_only_when_page_is_given_in_a_bigger_team():
 
 
 # -- single records ---------------------------------------------------------------
-@pytest.mark.parametrize("stream", list(STREAMS))
+@pytest.mark.parametrize("stream", WITH_IDS)
 def test_single_record_with_and_without_json_matches_truth(client, inspect, stream):
-    path, _ = STREAMS[stream]
+    path, _ = ALL_STREAMS[stream]
     full = truth(inspect, stream, full=True)["records"]
     if not full:
         pytest.fail(f"ground truth of {stream} is empty: cannot check single records")
@@ -335,9 +349,9 @@ def _instants(inspect, stream):
     return {r["id"]: instant(r["updated_at"]) for r in truth(inspect, stream)["records"]}
 
 
-@pytest.mark.parametrize("stream", FILTER_STREAMS)
+@pytest.mark.parametrize("stream", ALL_FILTER)
 def test_updated_at_filters_match_truth(client, inspect, stream):
-    path, _ = STREAMS[stream]
+    path, _ = ALL_STREAMS[stream]
     moments = _instants(inspect, stream)
     if len(moments) < 3:
         pytest.fail(f"{stream} has {len(moments)} records: too few to check filters")
@@ -384,16 +398,16 @@ def test_updated_at_filter_has_microsecond_precision(client, inspect):
     assert hit(**{"updated_at[gte]": z, "updated_at[lte]": z})
 
 
-@pytest.mark.parametrize("stream", NO_FILTER_STREAMS)
+@pytest.mark.parametrize("stream", ALL_NO_FILTER)
 def test_updated_at_is_an_unknown_filter_on_streams_without_it(client, inspect, stream):
-    path, _ = STREAMS[stream]
+    path, _ = ALL_STREAMS[stream]
     expected = truth_ids(inspect, stream)
     params = {"updated_at[gt]": "2999-01-01T00:00:00.000000Z", "per_page": 100}
     if stream == "users":
         params["page"] = 1
     response = client.get(f"/{path}", params=params)
     assert response.status_code == 200, response.text
-    got = ids_of(response.json()["data"])
+    got = ids_of(response.json()["data"], stream)
     assert set(got) == (expected if len(expected) <= 100 else set(got))
     assert len(got) == min(len(expected), 100)
 
