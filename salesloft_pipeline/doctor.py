@@ -201,24 +201,28 @@ def check_api() -> list[Check]:
         else:
             checks.append(Check(OK, f"API budget: {remaining} cost left this minute (team-wide)"))
 
+        # One check a scope, naming the streams it gates (the first one's list endpoint answers for all).
+        gated: dict[str, list[Any]] = {}
         for stream in STREAMS:
-            if stream.required_scope is None:
-                continue
-            scope = stream.required_scope
+            if stream.required_scope is not None:
+                gated.setdefault(stream.required_scope, []).append(stream)
+        for scope, streams in gated.items():
+            names = ", ".join(s.name for s in streams)
+            label = f"stream{'s' if len(streams) > 1 else ''} {names}"
             try:
-                client.get(stream.path, params=[*stream.params, ("per_page", 1), ("page", 1)])
+                client.get(streams[0].path, params=[*streams[0].params, ("per_page", 1), ("page", 1)])
             except ApiError as error:
                 if _is_scope_refusal(error):
                     holder = f"the OAuth app {oauth.client_id}" if oauth is not None else f"the key in {API_KEY_VARIABLE}"
-                    checks.append(Check(WARN, f"stream {stream.name} will be skipped: the key lacks scope {scope}",
+                    checks.append(Check(WARN, f"{label} will be skipped: the key lacks scope {scope}",
                                         f"grant scope {scope} to {holder}"
-                                        f" to read {stream.name} (the other streams run without it)"))
+                                        f" to read {names} (the other streams run without it)"))
                 else:
                     status = f"HTTP {error.status}" if error.status else error.detail
-                    checks.append(Check(WARN, f"stream {stream.name}: could not check scope {scope} ({status})",
+                    checks.append(Check(WARN, f"{label}: could not check scope {scope} ({status})",
                                         "run `salesloft-pipeline doctor` again later"))
             else:
-                checks.append(Check(OK, f"stream {stream.name}: scope {scope} granted"))
+                checks.append(Check(OK, f"{label}: scope {scope} granted"))
     return checks
 
 

@@ -15,14 +15,16 @@ from salesloft_pipeline_tests.postgres import postgres_url  # noqa: F401 - fixtu
 
 SECRET = "whsec-doctor-test-0123456789"
 SCOPE = "email_contents:read"
+CONVERSATIONS = "conversations:read"  # Conversation Intelligence: conversations and transcriptions
+GRANTED = frozenset({SCOPE, CONVERSATIONS})
 
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Any]:
-    """A simulator whose key was granted the email contents scope."""
+    """A simulator whose key was granted every scope beyond the default ones."""
     from salesloft_pipeline.simulator import Simulator, SimulatorConfig
 
-    with Simulator(SimulatorConfig(people=30, days=3, budget=600, privileged_scopes=frozenset({SCOPE}))).serve() as s:
+    with Simulator(SimulatorConfig(people=30, days=3, budget=600, privileged_scopes=GRANTED)).serve() as s:
         yield s
 
 
@@ -60,19 +62,20 @@ def test_all_ok(sim: Any, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert not lines(result, "WARN") and not lines(result, "FAIL"), result.output
     ok = lines(result, "OK")
-    assert len(ok) == 7, result.output  # key, zone, budget, the scoped stream, warehouse, event store, secret
+    assert len(ok) == 8, result.output  # key, zone, budget, the two scopes, warehouse, event store, secret
     assert "engagement days are counted in US/Eastern, the team's zone (the key's user's)" in result.output
     me = next(line for line in ok if "key accepted" in line)
     assert sim.base_url in me and "signed in as" in me and "@" in me
     assert re.search(r"API budget: \d+ cost left this minute", result.output)
     assert f"stream email_contents: scope {SCOPE} granted" in result.output
+    assert f"streams conversations, transcriptions: scope {CONVERSATIONS} granted" in result.output
     assert f"duckdb:{tmp_path / 'warehouse.duckdb'}" in result.output and "(created" in result.output
     assert (tmp_path / "warehouse.duckdb").exists()
     assert f"sqlite:{tmp_path / 'events.sqlite'}" in result.output
     assert "webhook secret set" in result.output
     assert "0 FAIL" in result.output
     assert SECRET not in result.output and sim.api_key not in result.output
-    assert sim.stats.cost - before == 2  # /me and one page of one item: cheap on the team's budget
+    assert sim.stats.cost - before == 3  # /me and one page of one item per scope: cheap on the team's budget
 
 
 def test_the_reporting_zone_is_reported_and_a_bad_one_fails_naming_the_variable(sim: Any, tmp_path: Path) -> None:
@@ -106,10 +109,12 @@ def test_unset_key_fails(tmp_path: Path) -> None:
 def test_missing_scope_warns(unscoped_sim: Any, tmp_path: Path) -> None:
     result = doctor(tmp_path, **api_env(unscoped_sim))
     assert result.exit_code == 0, result.output
-    [warn] = lines(result, "WARN")
-    assert f"stream email_contents will be skipped: the key lacks scope {SCOPE}" in warn
-    assert f"grant scope {SCOPE} to the key in SALESLOFT_API_KEY" in warn
-    assert "1 WARN, 0 FAIL" in result.output
+    [contents, conversations] = lines(result, "WARN")
+    assert f"stream email_contents will be skipped: the key lacks scope {SCOPE}" in contents
+    assert f"grant scope {SCOPE} to the key in SALESLOFT_API_KEY" in contents
+    assert f"streams conversations, transcriptions will be skipped: the key lacks scope {CONVERSATIONS}" in conversations
+    assert f"grant scope {CONVERSATIONS} to the key in SALESLOFT_API_KEY to read conversations, transcriptions" in conversations
+    assert "2 WARN, 0 FAIL" in result.output
 
 
 def test_unreachable_base_url_fails_naming_it(tmp_path: Path) -> None:
@@ -125,7 +130,7 @@ def test_unreachable_base_url_fails_naming_it(tmp_path: Path) -> None:
 def test_low_budget_warns(tmp_path: Path) -> None:
     from salesloft_pipeline.simulator import Simulator, SimulatorConfig
 
-    config = SimulatorConfig(people=10, days=2, budget=40, privileged_scopes=frozenset({SCOPE}))
+    config = SimulatorConfig(people=10, days=2, budget=40, privileged_scopes=GRANTED)
     with Simulator(config).serve() as small:
         result = doctor(tmp_path, **api_env(small))
     assert result.exit_code == 0, result.output

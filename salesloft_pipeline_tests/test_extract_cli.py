@@ -93,3 +93,46 @@ def test_a_stream_without_its_scope_is_skipped_with_the_scope_named(sim: Any) ->
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert "email_contents" in summary_of(result)["skipped"]
+
+
+# The streams issue 13 added to the registry (the widest open connector's, and the revenue ones).
+ADDED_STREAMS = (
+    "opportunities", "opportunity_people", "opportunity_stages", "activity_histories", "calendar_events",
+    "conversations", "transcriptions", "tags", "saved_list_views", "custom_roles", "account_types",
+    "account_team_member_roles", "crm_activity_fields", "crm_account_team_members", "call_instructions",
+    "pending_emails", "audit_reports", "external_configurations", "external_mappings", "webhook_subscriptions",
+    "signals_registrations", "registrations_plays",
+)
+
+
+def key_of(record: dict[str, Any]) -> Any:
+    return record.get("id", record.get("name"))  # account types have no id: their name is the key
+
+
+@pytest.mark.parametrize("stream", [s for s in ADDED_STREAMS if s not in ("conversations", "transcriptions")])
+def test_extract_reads_every_record_of_each_added_stream(sim: Any, stream: str) -> None:
+    result = run(sim, stream)
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    expected = {key_of(r) for r in truth(sim, stream)}
+    assert expected, f"the simulated team has no {stream}"
+    assert [key_of(r) for r in records] and {key_of(r) for r in records} == expected
+    assert len(records) == len(expected)
+    summary = summary_of(result)
+    assert summary["records"] == len(records) and summary["api_cost"] == summary["requests"]
+
+
+@pytest.mark.parametrize("stream", ["conversations", "transcriptions"])
+def test_conversation_intelligence_is_skipped_without_its_scope_and_read_with_it(sim: Any, stream: str) -> None:
+    result = run(sim, stream)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert "conversations:read" in summary_of(result)["skipped"]
+    from salesloft_pipeline.simulator import Simulator, SimulatorConfig
+
+    with Simulator(SimulatorConfig(**SIM, privileged_scopes=frozenset({"conversations:read"}))).serve() as granted:
+        result = run(granted, stream)
+        assert result.exit_code == 0, result.stderr
+        ids = [json.loads(line)["id"] for line in result.stdout.splitlines()]
+        assert ids and set(ids) == {r["id"] for r in truth(granted, stream)}
+        assert all(isinstance(i, str) for i in ids)

@@ -89,7 +89,7 @@ STREAMS: tuple[Stream, ...] = (
     Stream("tags", "tags", FULL),
     Stream("saved_list_views", "saved_list_views", FULL),
     Stream("custom_roles", "custom_roles", FULL),
-    Stream("account_types", "account_types", FULL, models.AccountType),  # no id: keyed by name
+    Stream("account_types", "account_types", FULL, models.AccountType, primary_key="name"),  # no id
     Stream("account_team_member_roles", "account_team_member_roles", FULL),
     Stream("crm_activity_fields", "crm_activity_fields", FULL),
     Stream("crm_account_team_members", "crm_account_team_members", FULL),
