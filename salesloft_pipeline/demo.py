@@ -355,8 +355,9 @@ def run_with_ui(plan: DemoPlan, port: int) -> None:
     signal.signal(signal.SIGTERM, stop)
     try:
         click.echo(f"Starting the SalesLoft simulator ({plan.people} people, {plan.days} days, live changes)")
+        scopes = [arg for scope in sorted(SIMULATED_SCOPES) for arg in ("--scope", scope)]
         simulator = start([*cli, "simulator", "--port", str(sim_port), "--api-key", api_key, "--live",
-                           "--people", str(plan.people), "--days", str(plan.days)], "simulator.log")
+                           "--people", str(plan.people), "--days", str(plan.days), *scopes], "simulator.log")
         _wait_for(f"{sim_url}/__sim/stats", "the simulator", simulator)
         endpoint = start([*cli, "webhooks", "serve", "--port", str(endpoint_port)], "webhooks.log")
         _wait_for(f"{endpoint_url}/health", "the webhook endpoint", endpoint)

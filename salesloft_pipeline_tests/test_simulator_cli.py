@@ -124,6 +124,7 @@ def test_help_lists_every_documented_option():
         "--oauth-client-secret",
         "--oauth-refresh-token",
         "--oauth-access-token-seconds",
+        "--scope",
     ):
         assert option in result.stdout, f"{option} missing from --help"
 
@@ -142,6 +143,15 @@ def test_starts_on_port_0_prints_its_url_and_serves():
         with running.inspect() as insp:
             assert insp.get("/__sim/truth/people").json()["records"]
     assert running.process.returncode is not None
+
+
+def test_scope_grants_the_key_a_scope_beyond_the_default_ones():
+    with simulator("--port", "0", *SMALL, "--budget", "0") as plain, plain.client() as c:
+        assert c.get("/conversations").status_code == 403
+    with simulator("--port", "0", *SMALL, "--budget", "0", "--scope", "conversations:read") as granted:
+        with granted.client() as c:
+            assert c.get("/conversations").status_code == 200
+            assert c.get("/transcriptions").status_code == 200
 
 
 def test_serves_on_the_port_given():

@@ -104,7 +104,13 @@ from .config import SimulatorConfig, current_hour
     show_default=True,
     help="Lifetime of the OAuth access tokens issued.",
 )
-def simulator_command(anchor: datetime | None, **options: object) -> None:
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="A scope granted to the key beyond the default ones (repeatable), e.g. conversations:read.",
+)
+def simulator_command(anchor: datetime | None, scopes: tuple[str, ...], **options: object) -> None:
     """Serve a simulated SalesLoft team's REST API v2 on loopback until stopped.
 
     The base URL to give a client is printed at start (http://HOST:PORT/v2).
@@ -112,7 +118,9 @@ def simulator_command(anchor: datetime | None, **options: object) -> None:
     """
     from .server import Simulator
 
-    config = SimulatorConfig(anchor=anchor or current_hour(), **options)  # type: ignore[arg-type]
+    config = SimulatorConfig(
+        anchor=anchor or current_hour(), privileged_scopes=frozenset(scopes), **options  # type: ignore[arg-type]
+    )
     click.echo(f"Generating {config.people} people over {config.days} days (seed {config.seed})...", err=True)
     started = time.monotonic()
     simulator = Simulator(config)
