@@ -136,3 +136,14 @@ def test_conversation_intelligence_is_skipped_without_its_scope_and_read_with_it
         ids = [json.loads(line)["id"] for line in result.stdout.splitlines()]
         assert ids and set(ids) == {r["id"] for r in truth(granted, stream)}
         assert all(isinstance(i, str) for i in ids)
+
+
+def test_webhook_subscriptions_are_read_without_their_signing_secret(sim: Any) -> None:
+    served = httpx.get(f"{sim.url}/__sim/truth/webhook_subscriptions?full=true", timeout=30).json()["records"]
+    assert served and all(r.get("callback_token") for r in served)  # SalesLoft sends each one's secret
+    result = run(sim, "webhook_subscriptions")
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == len(served) and all("callback_token" not in r for r in records)
+    for secret in {r["callback_token"] for r in served}:
+        assert secret not in result.stdout and secret not in result.stderr

@@ -241,6 +241,22 @@ class AccountType(Record):
         return data
 
 
+class WebhookSubscription(Record):
+    """A webhook subscription, without its `callback_token`: that is the secret the
+    deliveries are signed with (ours among them), and it has no business in a warehouse."""
+
+    event_type: str | None = None
+    enabled: bool | None = None
+    callback_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_the_secret(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "callback_token" in data:
+            return {key: value for key, value in data.items() if key != "callback_token"}
+        return data
+
+
 def dump_record(record: SalesloftModel) -> dict[str, Any]:
     """The record as JSON-ready data: UTC timestamps, original keys, nothing added."""
     return record.model_dump(mode="json", by_alias=True, exclude_unset=True)

@@ -98,7 +98,7 @@ STREAMS: tuple[Stream, ...] = (
     Stream("audit_reports", "audit_reports", FULL),  # report requests, with a download link each
     Stream("external_configurations", "external/configurations", FULL),
     Stream("external_mappings", "external/mappings", FULL),
-    Stream("webhook_subscriptions", "webhook_subscriptions", FULL),  # one unpaged list
+    Stream("webhook_subscriptions", "webhook_subscriptions", FULL, models.WebhookSubscription),  # unpaged; no secret kept
     Stream("signals_registrations", "integrations/signals/registrations", FULL),
     Stream("registrations_plays", "integrations/signals/registrations/plays", FULL),
 )

@@ -48,7 +48,9 @@ EVENTS: dict[str, EventAction] = {
 
 Documented types left out on purpose: email_with_body_and_subject_updated
 (email bodies are not copied; `email_updated` carries every email change),
-bulk_job_completed, conversation_* and link_swap (no stream of ours)."""
+bulk_job_completed and link_swap (no stream of ours), and conversation_*:
+conversations need Conversation Intelligence's scope, which many keys lack, and
+the schedule reads them."""
 
 APPLIED_EVENT_TYPES: tuple[str, ...] = tuple(sorted(EVENTS))
 
