@@ -175,3 +175,30 @@ def test_the_asset_waits_for_its_staging_tables_then_builds(url: str) -> None:
         assert metadata["dagster/row_count"].value == 4
         assert metadata["attributed_opportunities"].value == 2
         assert metadata["attributed_pipeline_amount"].value == pytest.approx(6200.50)
+
+
+def test_a_late_opportunity_update_requests_the_model_again(tmp_path: Path) -> None:
+    """Declarative automation: once staging/opportunities is materialized again (a stage change merged),
+    the model is requested; and not again until another input changes."""
+    from salesloft_pipeline.defs.staging.assets import STAGING_ASSETS, staging_asset_key
+
+    url = str(tmp_path / "warehouse.duckdb")
+    resources = {"warehouse": WarehouseResource(url=url)}
+    staging = [a for a in STAGING_ASSETS if a.key.path[-1] in attribution.INPUT_STREAMS]
+    [opportunities] = [a for a in staging if a.key == staging_asset_key(BY_NAME["opportunities"])]
+    team(open_warehouse(url))
+    with dg.DagsterInstance.ephemeral() as instance:
+        defs = dg.Definitions(assets=[*staging, attribution.cadence_pipeline], resources=resources)
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        dg.materialize([attribution.cadence_pipeline], resources=resources, instance=instance)
+        tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert quiet.get_num_requested(attribution.cadence_pipeline.key) == 0
+        wh = open_warehouse(url)
+        wh.upsert_records(raw_table(BY_NAME["opportunities"]), [  # closed lost, late
+            opportunity(1000, 10, "2025-03-10T09:00:00.000000Z", "5000.00", closed=True, updated="2025-03-26T00:00:00Z")
+        ])
+        merged = dg.materialize([opportunities], resources=resources, instance=instance)
+        assert merged.get_asset_materialization_events()  # the change was merged
+        after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
+        assert after.get_num_requested(attribution.cadence_pipeline.key) == 1
