@@ -138,7 +138,8 @@ def test_250_records_sharing_one_updated_at_are_each_read_once(
 def test_records_changed_during_a_sync_are_read_by_the_next_one(
     inspect: httpx.Client, client: SalesloftClient
 ) -> None:
-    for stream in ("emails", "people", "opportunities", "conversations", "activity_histories"):
+    for stream in ("emails", "people", "opportunities", "opportunity_people", "conversations", "transcriptions",
+                   "activity_histories"):
         first: list[tuple[Any, datetime | None]] = []
         midway = min(50, len(truth(inspect, stream)) // 2)  # a small team has a few opportunities
         for i, record in enumerate(extract(client, stream)):
