@@ -395,14 +395,14 @@ def test_demo_ui_in_a_browser(demo: Demo, artifacts: Path) -> None:
         )
         browser.screenshot("global-lineage-groups")
         # ... and with staging and engagement expanded: the assets themselves, edge by edge (a
-        # tall window: nodes outside the viewport are not rendered).
+        # window as tall as the column of staging assets: nodes outside the viewport are not rendered).
         expanded = "%2C".join(f"global%40global%3A{g}" for g in ("staging", "engagement"))
         browser.open(
             f"/asset-groups?expanded={expanded}",
             lambda s: ">activity_facts<" in s and ">daily_engagement<" in s and ">emails<" in s
             and browser.edges() >= 10,
             "the staging and engagement assets linked by edges",
-            height=4000,
+            height=max(4000, 140 * (len(expected["staging"]) + len(expected["engagement"]))),
         )
         browser.screenshot("global-lineage-assets")
 

@@ -359,3 +359,24 @@ def test_apply_runs_move_the_applied_through_marker_only_when_they_succeed(tmp_p
     assert apply(0, 2)  # the retry of the first
     progress = store.progress()
     assert (progress.applied_through, progress.unapplied, progress.oldest_unapplied) == (4, 0, None)
+
+
+def test_a_deleted_note_takes_its_timeline_entry_with_it(tmp_path: Path) -> None:
+    """SalesLoft drops a deleted note's activity history entry ("note-<id>") and says so by no event:
+    the note_deleted event tombstones both (found by the week test: the entry stayed in staging)."""
+    from salesloft_pipeline.defs.extract.tables import raw_table
+    from salesloft_pipeline.defs.staging.build import build_staging
+    from salesloft_pipeline.defs.webhooks.apply import apply_plan, plan
+    from salesloft_pipeline.webhooks.store import StoredEvent
+
+    wh = open_warehouse(str(tmp_path / "warehouse.duckdb"))
+    histories, notes = raw_table(BY_NAME["activity_histories"]), raw_table(BY_NAME["notes"])
+    wh.setup([histories, notes])
+    at = "2025-03-03T10:00:00.000000Z"
+    wh.upsert_records(notes, [{"id": 5, "created_at": at, "updated_at": at}, {"id": 6, "created_at": at, "updated_at": at}])
+    wh.upsert_records(histories, [{"id": f"note-{n}", "type": "note", "created_at": at, "updated_at": at} for n in (5, 6)])
+    build_staging(wh, BY_NAME["activity_histories"])
+    deleted = StoredEvent(1, "note_deleted", json.dumps({"id": 5, "updated_at": at}).encode(), True, datetime.now(timezone.utc))
+    apply_plan(wh, plan([deleted]))
+    assert wh.query("SELECT id FROM staging.notes") == [(6,)]
+    assert wh.query("SELECT id FROM staging.activity_histories") == [("note-6",)]

@@ -87,12 +87,20 @@ def plan(events: Iterable[StoredEvent]) -> Plan:
             if previous is ... or (previous is not None and (deleted_at is None or deleted_at > previous)):
                 # None hides every version; otherwise the newest deleted version wins.
                 changes.deletions[record_id] = deleted_at
+            kind = TIMELINE_KINDS.get(action.stream)
+            if kind is not None:  # its entry on the person's timeline goes too (no event says so)
+                result.streams["activity_histories"].deletions[f"{kind}-{record_id}"] = None
         else:
             version = (action.stream, record_id, json.dumps(record, sort_keys=True))
             if version not in seen_versions:  # the same version twice in one batch: add it once
                 seen_versions.add(version)
                 changes.upserts.append(record)
     return result
+
+
+# Streams whose records have an entry in activity_histories, with id "<kind>-<record id>",
+# that SalesLoft removes with the record and announces with no event of its own.
+TIMELINE_KINDS = {"notes": "note"}
 
 
 def apply_plan(wh: Warehouse, batch: Plan) -> list[StagingBuild]:
