@@ -92,6 +92,8 @@ class Soak:
             config = (ROOT / "deploy" / "dagster.yaml").read_text()
             dagster_env = {"DAGSTER_PG_HOST": dagster.host or "127.0.0.1", "DAGSTER_PG_USERNAME": dagster.username or "postgres",
                            "DAGSTER_PG_PASSWORD": dagster.password or "", "DAGSTER_PG_DB": dagster.database or ""}  # fmt: skip
+            # This process reads the instance too, at the end (runs in flight, failed, retried).
+            os.environ.update(dagster_env)
         else:
             config = (ROOT / "dagster.yaml").read_text().replace(
                 "base_dir: .salesloft_pipeline/dagster", f"base_dir: {self.home / 'storage'}"
