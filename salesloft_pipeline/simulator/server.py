@@ -571,6 +571,8 @@ class Simulator:
         change = self.store.delete(stream, record_id) if record_id is not None else None
         if change is None:
             return json_response(404, {"error": "Not Found"})
+        if stream == "notes":  # off the person's timeline too, as a live deletion (activity.py)
+            self.store.delete("activity_histories", f"note-{record_id}")
         return json_response(200, {"deleted": change.record})
 
     async def _sim_faults(self, request: Request) -> Response:
